@@ -1,0 +1,130 @@
+// Command superapp runs a superapp node (serve).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"superapp/internal/node"
+)
+
+const usage = `superapp: a super app platform that survives the loss of a data center.
+
+Usage:
+  superapp serve [flags]    run one node (alone, or as one of three DCs)
+
+Run "superapp serve -h" for the flags. Every flag may also be given as an
+environment variable SUPERAPP_<NAME>, e.g. SUPERAPP_CLUSTER_SECRET.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "superapp: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "superapp:", err)
+		os.Exit(1)
+	}
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var (
+		cfg      node.Config
+		peers    string
+		fsync    string
+		logLevel string
+	)
+	ec := &cfg.Engine
+	fs.StringVar(&ec.DC, "dc", "dc1", "name of this data center (dc1, dc2, dc3)")
+	fs.StringVar(&cfg.HTTPAddr, "http", ":8080", "HTTP API listen address")
+	fs.StringVar(&ec.DataDir, "data", "./data", "data directory (JetStream file store)")
+	fs.StringVar(&ec.NATSListen, "nats-listen", "", "embedded NATS client port, e.g. 127.0.0.1:4222 (needed for clustering)")
+	fs.StringVar(&ec.ClusterListen, "cluster-listen", "", "embedded NATS cluster (route) port, e.g. 0.0.0.0:6222")
+	fs.StringVar(&peers, "peers", "", "the other DCs' cluster addresses, comma-separated")
+	fs.StringVar(&ec.NATSURL, "nats-url", "", "use this external NATS cluster instead of the embedded server")
+	fs.StringVar(&ec.ClusterSecret, "cluster-secret", "", "secret every node presents to the NATS client and cluster ports")
+	fs.StringVar(&fsync, "fsync", "always", "JetStream fsync policy: always or interval")
+	fs.StringVar(&ec.TLSCert, "tls-cert", "", "certificate for the NATS client and cluster ports")
+	fs.StringVar(&ec.TLSKey, "tls-key", "", "key of --tls-cert")
+	fs.StringVar(&ec.TLSCA, "tls-ca", "", "CA that signed the other nodes' certificates (enables mutual TLS on routes)")
+	fs.IntVar(&ec.Replicas, "replicas", 0, "stream replicas (0: 3 with --peers or --nats-url, else 1)")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := fromEnv(fs); err != nil {
+		return err
+	}
+	if peers != "" {
+		for _, p := range strings.Split(peers, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				ec.Peers = append(ec.Peers, p)
+			}
+		}
+	}
+	switch fsync {
+	case "always":
+	case "interval":
+		ec.FsyncInterval = true
+	default:
+		return fmt.Errorf("--fsync must be always or interval, not %q", fsync)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("dc", ec.DC)
+	if (ec.TLSCert == "") != (ec.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := node.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	return n.Run(ctx)
+}
+
+// fromEnv sets every flag not given on the command line from
+// SUPERAPP_<NAME>, the name upper-cased with dashes as underscores.
+func fromEnv(fs *flag.FlagSet) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		env := "SUPERAPP_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s: %w", env, e)
+			}
+		}
+	})
+	return err
+}
+

@@ -1,0 +1,289 @@
+// Package cmdlog is the write path every feature shares: a command is an
+// Envelope appended to the feature's stream; every node applies the stream in
+// order through a Machine, which records one Outcome per command id. A write
+// is answered only from the Outcome the local node applied after the append
+// was committed, so a retried id returns the original outcome and never
+// applies twice, whichever node it reaches and however late.
+//
+// It must never hold state that is not derived from the log, and never read
+// the wall clock while applying: Envelope.At is the only time apply sees.
+package cmdlog
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"superapp/internal/apperr"
+)
+
+// Envelope is one command in a feature's stream.
+type Envelope struct {
+	// ID is the idempotency id: "<scope>/<client key>" when the client gave a
+	// key, a random id otherwise.
+	ID string `json:"id"`
+	// Kind names the command, e.g. "account.create".
+	Kind string `json:"kind"`
+	// Actor is the user id the command is performed for ("" when anonymous).
+	Actor string `json:"actor,omitempty"`
+	// At is when the command was accepted; apply uses it as "now".
+	At time.Time `json:"at"`
+	// Hash fingerprints the request so that a reused key with another
+	// request is refused instead of answered with the wrong outcome.
+	Hash string `json:"hash,omitempty"`
+	// Data is the command's own payload.
+	Data json.RawMessage `json:"data"`
+}
+
+// Outcome is what applying a command decided, kept per command id.
+type Outcome struct {
+	Seq   uint64          `json:"seq"`
+	Hash  string          `json:"hash,omitempty"`
+	Err   *apperr.Error   `json:"err,omitempty"`
+	Value json.RawMessage `json:"value,omitempty"`
+}
+
+// ApplyFunc applies one command to a feature's state and returns its result
+// or a client error. It must be deterministic.
+type ApplyFunc func(seq uint64, e *Envelope) (any, *apperr.Error)
+
+// Machine applies a stream's commands in order and remembers the outcome of
+// every command id. It is safe for concurrent use.
+type Machine struct {
+	name  string
+	apply ApplyFunc
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	applied  uint64
+	target   uint64 // stream tail when following started; ready once applied >= target
+	pending  uint64 // messages still behind the last one applied, as the server reported
+	outcomes map[string]Outcome
+	changed  chan struct{}
+}
+
+// NewMachine returns a machine named after its stream.
+func NewMachine(name string, apply ApplyFunc, log *slog.Logger) *Machine {
+	return &Machine{name: name, apply: apply, log: log, outcomes: map[string]Outcome{}, changed: make(chan struct{})}
+}
+
+// Name is the stream the machine follows.
+func (m *Machine) Name() string { return m.name }
+
+// Apply applies the stream entry at seq. Entries at or below the applied
+// position are ignored, so a consumer that redelivers cannot apply twice.
+func (m *Machine) Apply(seq uint64, data []byte, pending uint64) {
+	m.mu.Lock()
+	if seq <= m.applied {
+		m.mu.Unlock()
+		return
+	}
+	m.mu.Unlock()
+
+	var env Envelope
+	var out *Outcome
+	if err := json.Unmarshal(data, &env); err != nil || env.ID == "" {
+		// Every node skips the same bad entry the same way.
+		m.log.Error("skip undecodable entry", "stream", m.name, "seq", seq, "err", err)
+	} else {
+		m.mu.Lock()
+		_, seen := m.outcomes[env.ID]
+		m.mu.Unlock()
+		if !seen {
+			o := Outcome{Seq: seq, Hash: env.Hash}
+			v, aerr := m.safeApply(seq, &env)
+			if aerr != nil {
+				o.Err = aerr
+			} else if v != nil {
+				raw, err := json.Marshal(v)
+				if err != nil {
+					o.Err = apperr.New(apperr.Internal, "encode outcome")
+				}
+				o.Value = raw
+			}
+			out = &o
+		}
+	}
+
+	m.mu.Lock()
+	if out != nil {
+		m.outcomes[env.ID] = *out
+	}
+	m.applied = seq
+	m.pending = pending
+	close(m.changed)
+	m.changed = make(chan struct{})
+	m.mu.Unlock()
+}
+
+func (m *Machine) safeApply(seq uint64, e *Envelope) (v any, aerr *apperr.Error) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("apply panicked", "stream", m.name, "seq", seq, "kind", e.Kind, "panic", r)
+			v, aerr = nil, apperr.New(apperr.Internal, "internal error")
+		}
+	}()
+	return m.apply(seq, e)
+}
+
+// SetTarget records the stream's last sequence when following began.
+func (m *Machine) SetTarget(seq uint64) {
+	m.mu.Lock()
+	m.target = seq
+	m.mu.Unlock()
+}
+
+// Applied returns the last applied stream sequence.
+func (m *Machine) Applied() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.applied
+}
+
+// CaughtUp reports whether the machine has applied everything the stream
+// held when following began and is not far behind now.
+func (m *Machine) CaughtUp() (bool, string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.applied < m.target {
+		return false, fmt.Sprintf("%s: applied %d of %d", m.name, m.applied, m.target)
+	}
+	if m.pending > maxPendingWhenReady {
+		return false, fmt.Sprintf("%s: %d entries behind", m.name, m.pending)
+	}
+	return true, ""
+}
+
+const maxPendingWhenReady = 1000
+
+// Outcome returns the outcome recorded for a command id.
+func (m *Machine) Outcome(id string) (Outcome, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.outcomes[id]
+	return o, ok
+}
+
+// WaitApplied blocks until the machine has applied seq or ctx ends.
+func (m *Machine) WaitApplied(ctx context.Context, seq uint64) error {
+	for {
+		m.mu.Lock()
+		if m.applied >= seq {
+			m.mu.Unlock()
+			return nil
+		}
+		ch := m.changed
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Appender appends an entry to a stream and returns its sequence once it
+// is committed on a quorum. A repeated msgID within the engine's dedupe
+// window returns the original sequence.
+type Appender interface {
+	Append(ctx context.Context, subject, msgID string, data []byte) (uint64, error)
+}
+
+// Submitter writes commands to one stream and answers with their outcome.
+type Submitter struct {
+	Log     Appender
+	Machine *Machine
+	// Subject is the stream subject prefix, e.g. "identity"; the command
+	// kind is appended to it.
+	Subject string
+	Now     func() time.Time
+}
+
+// Result is the answer to a submitted command.
+type Result struct {
+	Outcome
+	// Replayed is true when the command id had been applied before.
+	Replayed bool
+	// Position is the stream position the caller may wait for elsewhere.
+	Position Position
+}
+
+// Write identifies one write request: ID is its idempotency id, Hash the
+// fingerprint of the request it was first used for.
+type Write struct {
+	ID   string
+	Hash string
+}
+
+// Submit appends a command and waits until the local node has applied it.
+// The returned error is an *apperr.Error: the command's own outcome error,
+// idempotency_key_reused, or unavailable when no quorum committed it in time.
+func (s *Submitter) Submit(ctx context.Context, w Write, kind, actor string, data any) (Result, error) {
+	id, hash := w.ID, w.Hash
+	if id == "" {
+		id = NewID()
+	}
+	if o, ok := s.Machine.Outcome(id); ok {
+		return s.result(o, hash, true)
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return Result{}, fmt.Errorf("encode %s: %w", kind, err)
+	}
+	env := Envelope{ID: id, Kind: kind, Actor: actor, At: s.Now().UTC(), Hash: hash, Data: raw}
+	buf, err := json.Marshal(&env)
+	if err != nil {
+		return Result{}, fmt.Errorf("encode envelope: %w", err)
+	}
+	seq, err := s.Log.Append(ctx, s.Subject+"."+kind, id, buf)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return Result{}, err
+		}
+		return Result{}, &apperr.Error{Code: apperr.Unavailable, Message: "the write could not be committed; retry with the same id", RetryAfter: 1}
+	}
+	if err := s.Machine.WaitApplied(ctx, seq); err != nil {
+		return Result{}, &apperr.Error{Code: apperr.Unavailable, Message: "the write was committed but not yet applied here; retry with the same id", RetryAfter: 1}
+	}
+	o, ok := s.Machine.Outcome(id)
+	if !ok {
+		return Result{}, fmt.Errorf("%s seq %d: no outcome for %s", s.Machine.name, seq, id)
+	}
+	return s.result(o, hash, o.Seq != seq)
+}
+
+func (s *Submitter) result(o Outcome, hash string, replayed bool) (Result, error) {
+	if o.Hash != hash {
+		return Result{}, apperr.New(apperr.IdemReused, "this idempotency key was used for another request")
+	}
+	r := Result{Outcome: o, Replayed: replayed, Position: Position{Stream: s.Machine.name, Seq: o.Seq}}
+	if o.Err != nil {
+		return r, o.Err
+	}
+	return r, nil
+}
+
+// NewID returns a random 128-bit id in hex.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// Fingerprint hashes the parts that identify a request.
+func Fingerprint(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}

@@ -1,0 +1,455 @@
+// Package engine adapts NATS JetStream to superapp: it runs the embedded
+// server (alone, or as one data center of a stretched three-DC cluster),
+// declares the streams, appends commands with quorum acknowledgement, and
+// feeds each stream in order to the node's state machines.
+//
+// It must never acknowledge a write that JetStream has not committed, and
+// never let a client reach the NATS ports without the cluster secret.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"superapp/internal/cmdlog"
+)
+
+// User is the NATS user every superapp node authenticates as; its password
+// is the cluster secret.
+const User = "superapp"
+
+const routeUser = "superapp-route"
+
+// Config configures the engine. Tests build it directly; main fills it from flags.
+type Config struct {
+	DC            string   // data center name, also the embedded server's name
+	DataDir       string   // JetStream file store lives under DataDir/jetstream
+	NATSListen    string   // client port of the embedded server; "" keeps it in-process
+	ClusterListen string   // route port; set together with Peers
+	Peers         []string // other DCs' route addresses
+	NATSURL       string   // use this external NATS instead of an embedded server
+	ClusterSecret string   // password of the NATS user and of routes
+	FsyncInterval bool     // fsync on an interval instead of every write
+	TLSCert       string
+	TLSKey        string
+	TLSCA         string
+	Replicas      int // 0: 3 when clustered or external, 1 alone
+	Logger        *slog.Logger
+}
+
+// Clustered reports whether the config joins other data centers.
+func (c *Config) Clustered() bool { return len(c.Peers) > 0 }
+
+// Engine is a connection to JetStream, with the embedded server if any.
+type Engine struct {
+	cfg      Config
+	log      *slog.Logger
+	srv      *server.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	replicas int
+
+	mu      sync.Mutex
+	streams map[string]jetstream.Stream
+}
+
+// Open starts the embedded server (unless NATSURL is set) and connects to it.
+func Open(cfg Config) (*Engine, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.DC == "" {
+		cfg.DC = "dc1"
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "engine"), streams: map[string]jetstream.Stream{}}
+	e.replicas = cfg.Replicas
+	if e.replicas == 0 {
+		e.replicas = 1
+		if cfg.Clustered() || cfg.NATSURL != "" {
+			e.replicas = 3
+		}
+	}
+	opts := []nats.Option{
+		nats.Name("superapp-" + cfg.DC),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+	}
+	url := cfg.NATSURL
+	if url == "" {
+		srv, err := e.startServer()
+		if err != nil {
+			return nil, err
+		}
+		e.srv = srv
+		opts = append(opts, nats.InProcessServer(srv))
+	}
+	if cfg.ClusterSecret != "" {
+		opts = append(opts, nats.UserInfo(User, cfg.ClusterSecret))
+	}
+	if cfg.NATSURL != "" && cfg.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.TLSCA))
+		if cfg.TLSCert != "" {
+			opts = append(opts, nats.ClientCert(cfg.TLSCert, cfg.TLSKey))
+		}
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		e.Close()
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	e.nc = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		e.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	e.js = js
+	return e, nil
+}
+
+func (e *Engine) startServer() (*server.Server, error) {
+	cfg := e.cfg
+	if cfg.ClusterSecret == "" {
+		return nil, errors.New("embedded server needs a cluster secret")
+	}
+	o := &server.Options{
+		ServerName:         cfg.DC,
+		JetStream:          true,
+		StoreDir:           filepath.Join(cfg.DataDir, "jetstream"),
+		Tags:               []string{"dc:" + cfg.DC},
+		JetStreamUniqueTag: "dc",
+		SyncAlways:         !cfg.FsyncInterval,
+		Users:              []*server.User{{Username: User, Password: cfg.ClusterSecret}},
+		NoSigs:             true,
+		MaxPayload:         8 << 20,
+	}
+	if cfg.FsyncInterval {
+		o.SyncInterval = time.Second
+	}
+	if cfg.NATSListen == "" {
+		if cfg.Clustered() {
+			// A server that does not listen cannot route; keep the client
+			// port private on loopback.
+			o.Host, o.Port = "127.0.0.1", server.RANDOM_PORT
+		} else {
+			o.DontListen = true
+		}
+	} else {
+		host, port, err := splitHostPort(cfg.NATSListen)
+		if err != nil {
+			return nil, fmt.Errorf("--nats-listen: %w", err)
+		}
+		o.Host, o.Port = host, port
+	}
+	if cfg.TLSCert != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, CaFile: cfg.TLSCA})
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		o.TLSConfig = tc
+		o.TLS = true
+	}
+	if cfg.Clustered() {
+		if cfg.ClusterListen == "" {
+			return nil, errors.New("--cluster-listen is required with --peers")
+		}
+		host, port, err := splitHostPort(cfg.ClusterListen)
+		if err != nil {
+			return nil, fmt.Errorf("--cluster-listen: %w", err)
+		}
+		o.Cluster.Name = "superapp"
+		o.Cluster.Host, o.Cluster.Port = host, port
+		o.Cluster.Username, o.Cluster.Password = routeUser, cfg.ClusterSecret
+		if cfg.TLSCert != "" {
+			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, CaFile: cfg.TLSCA, Verify: cfg.TLSCA != ""})
+			if err != nil {
+				return nil, fmt.Errorf("cluster tls: %w", err)
+			}
+			o.Cluster.TLSConfig = tc
+			o.Cluster.TLSTimeout = 2
+		}
+		for _, p := range cfg.Peers {
+			u, err := url.Parse("nats-route://" + strings.TrimSpace(p))
+			if err != nil {
+				return nil, fmt.Errorf("--peers %q: %w", p, err)
+			}
+			u.User = url.UserPassword(routeUser, cfg.ClusterSecret)
+			o.Routes = append(o.Routes, u)
+		}
+	}
+	if err := os.MkdirAll(o.StoreDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	srv, err := server.NewServer(o)
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	srv.SetLoggerV2(&natsLogger{log: e.cfg.Logger.With("component", "nats")}, false, false, false)
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("nats server did not start")
+	}
+	return srv, nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(ps)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", ps, err)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return host, port, nil
+}
+
+// Close drops the connection and shuts the embedded server down.
+func (e *Engine) Close() {
+	if e.nc != nil {
+		e.nc.Close()
+	}
+	if e.srv != nil {
+		e.srv.Shutdown()
+		e.srv.WaitForShutdown()
+	}
+}
+
+// Replicas is the replica count of every stream.
+func (e *Engine) Replicas() int { return e.replicas }
+
+// NATSAddr is the embedded server's client address, "" when in-process only.
+func (e *Engine) NATSAddr() string {
+	if e.srv == nil || e.srv.Addr() == nil {
+		return ""
+	}
+	return e.srv.Addr().String()
+}
+
+// EnsureStreams creates or updates every stream in Streams, retrying until
+// ctx ends: in a fresh cluster, R3 placement waits for all three DCs.
+func (e *Engine) EnsureStreams(ctx context.Context) error {
+	for _, spec := range Streams {
+		for attempt := 0; ; attempt++ {
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			s, err := e.js.CreateOrUpdateStream(actx, spec.config(e.replicas))
+			cancel()
+			if err == nil {
+				e.mu.Lock()
+				e.streams[spec.Name] = s
+				e.mu.Unlock()
+				break
+			}
+			if attempt%10 == 0 {
+				e.log.Info("waiting to declare stream", "stream", spec.Name, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("declare stream %s: %w", spec.Name, err)
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// Append publishes data to subject and returns its stream sequence once a
+// quorum has stored it. It retries (same msgID) through leader elections
+// until ctx ends.
+func (e *Engine) Append(ctx context.Context, subject, msgID string, data []byte) (uint64, error) {
+	backoff := 50 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		ack, err := e.js.Publish(actx, subject, data, jetstream.WithMsgID(msgID))
+		cancel()
+		if err == nil {
+			return ack.Sequence, nil
+		}
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("append %s: %w (last: %v)", subject, ctx.Err(), err)
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum {
+			return 0, fmt.Errorf("append %s: %w", subject, err)
+		}
+		e.log.Debug("append retry", "subject", subject, "err", err)
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("append %s: %w (last: %v)", subject, ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+// Follow feeds m every entry of its stream, in order, from the entry after
+// the one it applied last, until ctx ends. The ordered consumer recreates
+// itself after a server or leader is lost, resuming where it stopped.
+func (e *Engine) Follow(ctx context.Context, m *cmdlog.Machine) error {
+	var stream jetstream.Stream
+	for {
+		s, err := e.stream(ctx, m.Name())
+		if err == nil {
+			info, err := s.Info(ctx)
+			if err == nil {
+				m.SetTarget(info.State.LastSeq)
+				stream = s
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   m.Applied() + 1,
+	})
+	if err != nil {
+		return fmt.Errorf("follow %s: %w", m.Name(), err)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		md, err := msg.Metadata()
+		if err != nil {
+			e.log.Error("message metadata", "stream", m.Name(), "err", err)
+			return
+		}
+		m.Apply(md.Sequence.Stream, msg.Data(), md.NumPending)
+	}, jetstream.PullHeartbeat(time.Second), jetstream.PullExpiry(4*time.Second),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			e.log.Debug("follow", "stream", m.Name(), "err", err)
+		}))
+	if err != nil {
+		return fmt.Errorf("follow %s: %w", m.Name(), err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	return nil
+}
+
+func (e *Engine) stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	e.mu.Lock()
+	s, ok := e.streams[name]
+	e.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	s, err := e.js.Stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.streams[name] = s
+	e.mu.Unlock()
+	return s, nil
+}
+
+// StreamStatus is what an operator needs to know of one stream.
+type StreamStatus struct {
+	Name     string   `json:"name"`
+	Leader   string   `json:"leader"`
+	Replicas []string `json:"replicas"`
+	LastSeq  uint64   `json:"last_seq"`
+	Error    string   `json:"error,omitempty"`
+}
+
+// Status asks the cluster for every stream's leader and replicas.
+func (e *Engine) Status(ctx context.Context) []StreamStatus {
+	out := make([]StreamStatus, 0, len(Streams))
+	for _, spec := range Streams {
+		st := StreamStatus{Name: spec.Name}
+		info, err := e.streamInfo(ctx, spec.Name)
+		if err != nil {
+			st.Error = err.Error()
+		} else {
+			st.LastSeq = info.State.LastSeq
+			if info.Cluster != nil {
+				st.Leader = info.Cluster.Leader
+				for _, r := range info.Cluster.Replicas {
+					st.Replicas = append(st.Replicas, r.Name)
+				}
+			}
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func (e *Engine) streamInfo(ctx context.Context, name string) (*jetstream.StreamInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	s, err := e.stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return s.Info(ctx)
+}
+
+// Ready returns nil when this node can commit and serve: connected, every
+// stream has a leader, and (embedded) this server's replica of every
+// stream is healthy and not catching up.
+func (e *Engine) Ready(ctx context.Context) error {
+	if !e.nc.IsConnected() {
+		return errors.New("not connected to nats")
+	}
+	if e.srv != nil {
+		if hs := e.srv.Healthz(&server.HealthzOptions{}); hs.Status != "ok" {
+			return fmt.Errorf("jetstream: %s", hs.Error)
+		}
+	}
+	for _, spec := range Streams {
+		info, err := e.streamInfo(ctx, spec.Name)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", spec.Name, err)
+		}
+		if e.replicas > 1 && (info.Cluster == nil || info.Cluster.Leader == "") {
+			return fmt.Errorf("stream %s: no leader", spec.Name)
+		}
+		if e.srv != nil && info.Cluster != nil && info.Cluster.Leader != e.cfg.DC {
+			found := false
+			for _, r := range info.Cluster.Replicas {
+				if r.Name == e.cfg.DC {
+					found = true
+					if !r.Current || r.Offline {
+						return fmt.Errorf("stream %s: local replica not current (lag %d)", spec.Name, r.Lag)
+					}
+				}
+			}
+			if !found && e.replicas > 1 {
+				return fmt.Errorf("stream %s: no local replica", spec.Name)
+			}
+		}
+	}
+	return nil
+}
+
+type natsLogger struct{ log *slog.Logger }
+
+func (l *natsLogger) Noticef(f string, v ...any) { l.log.Info(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Warnf(f string, v ...any)   { l.log.Warn(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Fatalf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Errorf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Debugf(f string, v ...any)  { l.log.Debug(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Tracef(f string, v ...any)  {}
+
+var _ cmdlog.Appender = (*Engine)(nil)

@@ -1,0 +1,41 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamSpec declares one stream the project uses.
+type StreamSpec struct {
+	Name     string
+	Subjects []string
+	// MaxMsgSize bounds one entry (a command or a batch).
+	MaxMsgSize int32
+	// Duplicates is JetStream's dedupe window for Nats-Msg-Id. The read
+	// models keep the id index forever; this window only saves log space.
+	Duplicates time.Duration
+}
+
+// Streams is every stream superapp uses: one table, one place. Each feature
+// owns its streams, so one feature's backlog never blocks another's writes.
+var Streams = []StreamSpec{
+	{Name: "IDENTITY", Subjects: []string{"identity.>"}, MaxMsgSize: 64 << 10, Duplicates: 2 * time.Minute},
+	{Name: "SOCIAL", Subjects: []string{"social.>"}, MaxMsgSize: 16 << 10, Duplicates: 2 * time.Minute},
+}
+
+func (s StreamSpec) config(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        s.Name,
+		Subjects:    s.Subjects,
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		MaxMsgSize:  s.MaxMsgSize,
+		Duplicates:  s.Duplicates,
+		Discard:     jetstream.DiscardNew,
+		AllowDirect: true,
+		DenyDelete:  true,
+		DenyPurge:   true,
+	}
+}

@@ -1,0 +1,151 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"superapp/internal/apperr"
+	"superapp/internal/identity"
+)
+
+const smallBody = 16 << 10
+
+func (s *Server) identityRoutes() []route {
+	id := s.cfg.Identity
+	return []route{
+		{method: "POST", pattern: "/v1/accounts", feature: "identity", maxBody: smallBody, handle: func(c *call) error {
+			var in identity.SignUp
+			if err := c.decode(&in); err != nil {
+				return err
+			}
+			w, err := c.write()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.writeCtx()
+			defer cancel()
+			u, res, err := id.SignUp(ctx, w, in, c.clientAddr())
+			if err != nil {
+				return err
+			}
+			return c.written(http.StatusCreated, res, u)
+		}},
+		{method: "POST", pattern: "/v1/sessions", feature: "identity", maxBody: smallBody, handle: func(c *call) error {
+			var in identity.Login
+			if err := c.decode(&in); err != nil {
+				return err
+			}
+			w, err := c.write()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.writeCtx()
+			defer cancel()
+			t, res, err := id.Login(ctx, w, in, c.clientAddr())
+			if err != nil {
+				return err
+			}
+			return c.written(http.StatusCreated, res, t)
+		}},
+		{method: "POST", pattern: "/v1/sessions/refresh", feature: "identity", maxBody: smallBody, handle: func(c *call) error {
+			var in struct {
+				RefreshToken string `json:"refresh_token"`
+			}
+			if err := c.decode(&in); err != nil {
+				return err
+			}
+			if in.RefreshToken == "" {
+				return apperr.Field("refresh_token", "refresh_token is required")
+			}
+			w, err := c.write()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.writeCtx()
+			defer cancel()
+			t, res, err := id.Refresh(ctx, w, in.RefreshToken)
+			if err != nil {
+				return err
+			}
+			return c.written(http.StatusOK, res, t)
+		}},
+		{method: "GET", pattern: "/v1/sessions", feature: "identity", auth: true, handle: func(c *call) error {
+			type view struct {
+				identity.Session
+				Current bool `json:"current"`
+			}
+			out := []view{}
+			for _, ss := range id.State().Sessions(c.user.UserID, false) {
+				out = append(out, view{Session: ss, Current: ss.ID == c.user.SessionID})
+			}
+			return c.json(http.StatusOK, map[string]any{"sessions": out})
+		}},
+		{method: "DELETE", pattern: "/v1/sessions/current", feature: "identity", auth: true, handle: func(c *call) error {
+			return s.revoke(c, c.user.SessionID)
+		}},
+		{method: "DELETE", pattern: "/v1/sessions/{id}", feature: "identity", auth: true, handle: func(c *call) error {
+			return s.revoke(c, c.r.PathValue("id"))
+		}},
+		{method: "GET", pattern: "/v1/me", feature: "identity", auth: true, handle: func(c *call) error {
+			u, ok := id.State().User(c.user.UserID)
+			if !ok {
+				return apperr.New(apperr.UserNotFound, "no such user")
+			}
+			return c.json(http.StatusOK, u)
+		}},
+		{method: "PATCH", pattern: "/v1/me", feature: "identity", auth: true, maxBody: smallBody, handle: func(c *call) error {
+			var in identity.ProfileUpdate
+			if err := c.decode(&in); err != nil {
+				return err
+			}
+			w, err := c.write()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.writeCtx()
+			defer cancel()
+			u, res, err := id.UpdateProfile(ctx, w, c.user.UserID, in)
+			if err != nil {
+				return err
+			}
+			return c.written(http.StatusOK, res, u)
+		}},
+		{method: "GET", pattern: "/v1/users/lookup", feature: "identity", auth: true, handle: func(c *call) error {
+			q := c.r.URL.Query()
+			u, err := id.Lookup(q.Get("phone"), q.Get("email"))
+			if err != nil {
+				return err
+			}
+			// Someone who blocked you cannot be found by you.
+			if s.cfg.Social.State().HasBlocked(u.ID, c.user.UserID) {
+				return apperr.New(apperr.UserNotFound, "no such user")
+			}
+			return c.json(http.StatusOK, s.publicProfile(u.ID))
+		}},
+	}
+}
+
+func (s *Server) revoke(c *call, sessionID string) error {
+	w, err := c.write()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := c.writeCtx()
+	defer cancel()
+	ss, res, err := s.cfg.Identity.RevokeSession(ctx, w, c.user.UserID, sessionID)
+	if err != nil {
+		return err
+	}
+	return c.written(http.StatusOK, res, ss)
+}
+
+// profile is what other users may see of a user.
+type profile struct {
+	UserID string `json:"user_id"`
+	Name   string `json:"name"`
+	Status string `json:"status_message"`
+}
+
+func (s *Server) publicProfile(userID string) profile {
+	u, _ := s.cfg.Identity.State().User(userID)
+	return profile{UserID: userID, Name: u.Name, Status: u.Status}
+}

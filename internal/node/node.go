@@ -1,0 +1,239 @@
+// Package node wires one superapp node: the engine, every feature service,
+// the stream followers that build the read models, and the HTTP gateway.
+// It must never report ready before every read model has caught up with
+// its stream, so a load balancer never sends traffic to a rebuilding DC.
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"superapp/api"
+	"superapp/internal/cmdlog"
+	"superapp/internal/engine"
+	"superapp/internal/httpapi"
+	"superapp/internal/identity"
+	"superapp/internal/social"
+)
+
+// Config configures a node.
+type Config struct {
+	Engine   engine.Config
+	HTTPAddr string
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Node is one running superapp node.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	eng      *engine.Engine
+	identity *identity.Service
+	social   *social.Service
+	machines []*cmdlog.Machine
+	api      *httpapi.Server
+	httpSrv  *http.Server
+	ln       net.Listener
+
+	started atomic.Bool
+	wg      sync.WaitGroup
+}
+
+// New validates cfg, opens the engine and binds the HTTP address.
+func New(cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = ":8080"
+	}
+	ec := &cfg.Engine
+	if ec.DataDir == "" {
+		ec.DataDir = "data"
+	}
+	ec.Logger = cfg.Logger
+	if ec.ClusterSecret == "" {
+		switch {
+		case ec.Clustered():
+			return nil, errors.New("--cluster-secret is required with --peers: the cluster ports accept only superapp nodes")
+		case ec.NATSListen != "":
+			return nil, errors.New("--cluster-secret is required with --nats-listen")
+		case ec.NATSURL != "":
+			return nil, errors.New("--cluster-secret is required with --nats-url")
+		}
+		secret, err := localSecret(ec.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		ec.ClusterSecret = secret
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger}
+	eng, err := engine.Open(*ec)
+	if err != nil {
+		return nil, err
+	}
+	n.eng = eng
+	n.identity = identity.New(identity.Config{Log: eng, Secret: []byte(ec.ClusterSecret), Now: cfg.Now, Logger: cfg.Logger})
+	n.social = social.New(social.Config{Log: eng, Now: cfg.Now, Logger: cfg.Logger, UserExists: func(id string) bool {
+		_, ok := n.identity.State().User(id)
+		return ok
+	}})
+	n.machines = []*cmdlog.Machine{n.identity.Machine(), n.social.Machine()}
+	byName := map[string]*cmdlog.Machine{}
+	for _, m := range n.machines {
+		byName[m.Name()] = m
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.api = httpapi.New(httpapi.Config{
+		DC: ec.DC, Identity: n.identity, Social: n.social, Machines: byName,
+		Ready: n.Ready, OpenAPI: api.OpenAPI, Logger: cfg.Logger, Registry: reg,
+	})
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		eng.Close()
+		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	n.ln = ln
+	n.httpSrv = &http.Server{
+		Handler:           n.api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	return n, nil
+}
+
+// localSecret is the secret of a node that runs alone with NATS kept
+// in-process: made once, kept in the data directory.
+func localSecret(dir string) (string, error) {
+	path := filepath.Join(dir, "node.secret")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("data dir: %w", err)
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	s := hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write node secret: %w", err)
+	}
+	return s, nil
+}
+
+// HTTPAddr is the bound HTTP address.
+func (n *Node) HTTPAddr() string { return n.ln.Addr().String() }
+
+// API is the HTTP gateway.
+func (n *Node) API() *httpapi.Server { return n.api }
+
+// Engine is the node's engine.
+func (n *Node) Engine() *engine.Engine { return n.eng }
+
+// Run serves until ctx ends: HTTP at once (healthz answers while the node
+// catches up), then streams, followers and token keys.
+func (n *Node) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		if err := n.httpSrv.Serve(n.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	n.log.Info("http listening", "addr", n.HTTPAddr(), "replicas", n.eng.Replicas())
+	if err := n.start(ctx); err != nil && ctx.Err() == nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) start(ctx context.Context) error {
+	if err := n.eng.EnsureStreams(ctx); err != nil {
+		return err
+	}
+	for _, m := range n.machines {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := n.eng.Follow(ctx, m); err != nil && ctx.Err() == nil {
+				n.log.Error("follow stopped", "stream", m.Name(), "err", err)
+			}
+		}()
+	}
+	// Token keys come from the log: wait until identity has caught up.
+	for {
+		if ok, _ := n.identity.Machine().CaughtUp(); ok {
+			kctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			err := n.identity.EnsureKeys(kctx)
+			cancel()
+			if err == nil {
+				break
+			}
+			n.log.Warn("token keys not ready", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	n.started.Store(true)
+	n.log.Info("node started")
+	return nil
+}
+
+// Ready reports whether this node can serve reads and writes with current data.
+func (n *Node) Ready(ctx context.Context) httpapi.Readiness {
+	var reasons []string
+	if !n.started.Load() {
+		reasons = append(reasons, "starting: streams, read models or token keys not ready")
+	}
+	if err := n.eng.Ready(ctx); err != nil {
+		reasons = append(reasons, err.Error())
+	}
+	for _, m := range n.machines {
+		if ok, why := m.CaughtUp(); !ok {
+			reasons = append(reasons, "catching up: "+why)
+		}
+	}
+	return httpapi.Readiness{Ready: len(reasons) == 0, Reasons: reasons, Detail: n.eng.Status(ctx)}
+}
+
+// Close stops serving and shuts the engine down.
+func (n *Node) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = n.httpSrv.Shutdown(ctx)
+	n.eng.Close()
+	n.wg.Wait()
+}
