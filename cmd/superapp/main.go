@@ -127,4 +127,3 @@ func fromEnv(fs *flag.FlagSet) error {
 	})
 	return err
 }
-

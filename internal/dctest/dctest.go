@@ -1,0 +1,330 @@
+// Package dctest burns data centers for real: it builds the superapp
+// binary once, starts three DC processes with their own data directories
+// and loopback ports, and can SIGKILL a DC, wipe its disk and restart it.
+// Every DC-loss test uses it. It must never stand in for a fire with a
+// graceful in-process shutdown.
+package dctest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"superapp/internal/engine"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds ./cmd/superapp once per test process and returns its path.
+func Binary(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "superapp-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "superapp")
+		out, err := exec.Command("go", "build", "-o", binPath, "superapp/cmd/superapp").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// DC is one data center: one superapp process.
+type DC struct {
+	Name        string
+	HTTPAddr    string
+	NATSAddr    string
+	ClusterAddr string
+	DataDir     string
+	LogPath     string
+
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// URL is the DC's HTTP base URL.
+func (d *DC) URL() string { return "http://" + d.HTTPAddr }
+
+// Cluster is three DCs on this machine.
+type Cluster struct {
+	tb     testing.TB
+	bin    string
+	Secret string
+	DCs    []*DC
+	mu     sync.Mutex
+}
+
+// Names of the three DCs.
+var Names = []string{"dc1", "dc2", "dc3"}
+
+// Start starts three DCs and waits until every one is ready.
+func Start(tb testing.TB) *Cluster {
+	tb.Helper()
+	c := &Cluster{tb: tb, bin: Binary(tb), Secret: "test-secret-" + tb.Name()}
+	root := tb.TempDir()
+	for _, name := range Names {
+		c.DCs = append(c.DCs, &DC{
+			Name:        name,
+			HTTPAddr:    freeAddr(tb),
+			NATSAddr:    freeAddr(tb),
+			ClusterAddr: freeAddr(tb),
+			DataDir:     filepath.Join(root, name, "data"),
+			LogPath:     filepath.Join(root, name+".log"),
+		})
+	}
+	tb.Cleanup(c.stopAll)
+	for _, d := range c.DCs {
+		c.start(d)
+	}
+	for _, d := range c.DCs {
+		c.WaitReady(d.Name, 90*time.Second)
+	}
+	return c
+}
+
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// DC returns the DC with name.
+func (c *Cluster) DC(name string) *DC {
+	for _, d := range c.DCs {
+		if d.Name == name {
+			return d
+		}
+	}
+	c.tb.Fatalf("no DC %q", name)
+	return nil
+}
+
+// URLs lists every DC's HTTP base URL, in DC order.
+func (c *Cluster) URLs() []string {
+	var out []string
+	for _, d := range c.DCs {
+		out = append(out, d.URL())
+	}
+	return out
+}
+
+// Args returns the command line of a DC's process.
+func (c *Cluster) Args(d *DC) []string {
+	var peers []string
+	for _, o := range c.DCs {
+		if o != d {
+			peers = append(peers, o.ClusterAddr)
+		}
+	}
+	return []string{"serve",
+		"--dc", d.Name,
+		"--http", d.HTTPAddr,
+		"--data", d.DataDir,
+		"--nats-listen", d.NATSAddr,
+		"--cluster-listen", d.ClusterAddr,
+		"--peers", strings.Join(peers, ","),
+		"--cluster-secret", c.Secret,
+	}
+}
+
+func (c *Cluster) start(d *DC) {
+	c.tb.Helper()
+	logf, err := os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	cmd := exec.Command(c.bin, c.Args(d)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		c.tb.Fatalf("start %s: %v", d.Name, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(done)
+	}()
+	c.mu.Lock()
+	d.cmd, d.done = cmd, done
+	c.mu.Unlock()
+}
+
+// Kill SIGKILLs a DC's process: no shutdown, no flush, like a fire.
+func (c *Cluster) Kill(name string) {
+	c.tb.Helper()
+	d := c.DC(name)
+	c.mu.Lock()
+	cmd, done := d.cmd, d.done
+	d.cmd = nil
+	c.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-done
+}
+
+// Wipe deletes a (killed) DC's data directory.
+func (c *Cluster) Wipe(name string) {
+	c.tb.Helper()
+	d := c.DC(name)
+	if d.cmd != nil {
+		c.tb.Fatalf("wipe %s: still running", name)
+	}
+	if err := os.RemoveAll(d.DataDir); err != nil {
+		c.tb.Fatal(err)
+	}
+}
+
+// Restart starts a killed DC again with the same ports and data directory.
+func (c *Cluster) Restart(name string) {
+	c.tb.Helper()
+	d := c.DC(name)
+	if d.cmd != nil {
+		c.tb.Fatalf("restart %s: still running", name)
+	}
+	c.start(d)
+}
+
+// Ready reports whether a DC's /readyz answers 200.
+func (c *Cluster) Ready(name string) bool {
+	resp, err := http.Get(c.DC(name).URL() + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// WaitReady waits until a DC is ready and returns how long that took.
+func (c *Cluster) WaitReady(name string, timeout time.Duration) time.Duration {
+	c.tb.Helper()
+	start := time.Now()
+	for time.Since(start) < timeout {
+		if c.Ready(name) {
+			return time.Since(start)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.tb.Fatalf("%s not ready after %v; log tail:\n%s", name, timeout, tail(c.DC(name).LogPath, 30))
+	return 0
+}
+
+// JetStream connects to a live DC's embedded NATS with the cluster secret,
+// as an operator would, for inspecting streams.
+func (c *Cluster) JetStream(ctx context.Context) (jetstream.JetStream, func()) {
+	c.tb.Helper()
+	var urls []string
+	for _, d := range c.DCs {
+		if d.cmd != nil {
+			urls = append(urls, "nats://"+d.NATSAddr)
+		}
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","), nats.UserInfo(engine.User, c.Secret))
+	if err != nil {
+		c.tb.Fatalf("connect to nats: %v", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	return js, nc.Close
+}
+
+// StreamInfo returns a stream's info as the cluster reports it.
+func (c *Cluster) StreamInfo(ctx context.Context, stream string) *jetstream.StreamInfo {
+	c.tb.Helper()
+	js, done := c.JetStream(ctx)
+	defer done()
+	for {
+		s, err := js.Stream(ctx, stream)
+		if err == nil {
+			var info *jetstream.StreamInfo
+			if info, err = s.Info(ctx); err == nil && info.Cluster != nil && info.Cluster.Leader != "" {
+				return info
+			}
+		}
+		select {
+		case <-ctx.Done():
+			c.tb.Fatalf("stream info %s: %v", stream, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Leader returns the DC whose server leads stream.
+func (c *Cluster) Leader(ctx context.Context, stream string) string {
+	return c.StreamInfo(ctx, stream).Cluster.Leader
+}
+
+func (c *Cluster) stopAll() {
+	for _, d := range c.DCs {
+		c.mu.Lock()
+		cmd, done := d.cmd, d.done
+		d.cmd = nil
+		c.mu.Unlock()
+		if cmd == nil {
+			continue
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+		}
+	}
+	if c.tb.Failed() {
+		for _, d := range c.DCs {
+			c.tb.Logf("---- %s log tail ----\n%s", d.Name, tail(d.LogPath, 40))
+		}
+	}
+}
+
+func tail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,204 @@
+package dctest_test
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"superapp/client"
+	"superapp/internal/dctest"
+	"superapp/internal/engine"
+)
+
+const password = "violet-harbor-tangent-91"
+
+type member struct {
+	login string
+	id    string
+	home  string // the DC it signed up through
+	c     *client.Client
+}
+
+// TestIdentityFire is the Foundation's fire drill: users and friendships made
+// through all three DCs survive the SIGKILL of the DC leading the identity
+// stream, and a DC rebuilt from an empty disk catches up and serves them.
+func TestIdentityFire(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	c := dctest.Start(t)
+
+	// Every stream is R3 with exactly one replica per DC.
+	for _, spec := range engine.Streams {
+		info := c.StreamInfo(ctx, spec.Name)
+		if info.Config.Replicas != 3 {
+			t.Fatalf("%s: replicas %d, want 3", spec.Name, info.Config.Replicas)
+		}
+		dcs := []string{info.Cluster.Leader}
+		for _, r := range info.Cluster.Replicas {
+			dcs = append(dcs, r.Name)
+		}
+		slices.Sort(dcs)
+		if !slices.Equal(dcs, dctest.Names) {
+			t.Fatalf("%s: replicas on %v, want one on each of %v", spec.Name, dcs, dctest.Names)
+		}
+	}
+
+	// Nobody reaches a stream without the cluster secret.
+	if nc, err := nats.Connect("nats://"+c.DC("dc1").NATSAddr, nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("anonymous NATS connection accepted")
+	} else if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Fatalf("anonymous NATS connection: %v, want an authorization error", err)
+	}
+	if nc, err := nats.Connect("nats://"+c.DC("dc1").NATSAddr, nats.UserInfo(engine.User, "wrong"), nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("NATS connection with a wrong secret accepted")
+	}
+
+	// Sign up three users through each DC.
+	var ms []*member
+	for i := 0; i < 9; i++ {
+		d := c.DCs[i%3]
+		m := &member{login: fmt.Sprintf("fire%d@example.com", i), home: d.Name}
+		m.c = client.New(rotate(c.URLs(), i%3))
+		a, err := m.c.SignUp(ctx, m.login, password, fmt.Sprintf("User %d", i))
+		if err != nil {
+			t.Fatalf("sign up %d via %s: %v", i, d.Name, err)
+		}
+		m.id = a.UserID
+		if _, err := m.c.Login(ctx, m.login, password, "phone"); err != nil {
+			t.Fatalf("login %d: %v", i, err)
+		}
+		ms = append(ms, m)
+	}
+	// Friendships: i asks i+1 through i's DC, i+1 accepts through its own.
+	want := map[string][]string{}
+	for i := range ms {
+		a, b := ms[i], ms[(i+1)%len(ms)]
+		if _, err := a.c.RequestFriend(ctx, b.id); err != nil {
+			t.Fatalf("request %d->%d: %v", i, (i+1)%len(ms), err)
+		}
+		b.c.Observe(a.c.Position())
+		if _, err := b.c.AcceptFriend(ctx, a.id); err != nil {
+			t.Fatalf("accept %d->%d: %v", i, (i+1)%len(ms), err)
+		}
+		want[a.id] = append(want[a.id], b.id)
+		want[b.id] = append(want[b.id], a.id)
+	}
+
+	// Fire: SIGKILL the DC whose server leads the identity stream.
+	victim := c.Leader(ctx, "IDENTITY")
+	var survivors []string
+	for _, d := range c.DCs {
+		if d.Name != victim {
+			survivors = append(survivors, d.URL())
+		}
+	}
+	t.Logf("identity leader is %s: killing it", victim)
+	fire := time.Now()
+	c.Kill(victim)
+
+	// Time to the first successful login through a survivor.
+	probe := client.New(survivors)
+	for {
+		if _, err := probe.Login(ctx, ms[0].login, password, "probe"); err == nil {
+			break
+		} else if ctx.Err() != nil {
+			t.Fatalf("no login through survivors: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("MEASURE first login through a survivor %v after SIGKILL of %s", time.Since(fire).Round(time.Millisecond), victim)
+
+	// Every account logs in and every friendship is there; tokens issued
+	// before the fire still work.
+	for i, m := range ms {
+		old := client.New(survivors)
+		old.UseTokens(client.Tokens{AccessToken: m.c.AccessToken(), UserID: m.id})
+		if me, err := old.Me(ctx); err != nil || me.UserID != m.id {
+			t.Fatalf("user %d: pre-fire token: %v (%s)", i, err, me.UserID)
+		}
+		fresh := client.New(survivors)
+		if _, err := fresh.Login(ctx, m.login, password, "after-fire"); err != nil {
+			t.Fatalf("user %d: login after fire: %v", i, err)
+		}
+		checkFriends(ctx, t, fresh, m, want[m.id])
+	}
+	// Writes go on: a new friendship through the survivors.
+	a, b := client.New(survivors), client.New(survivors)
+	if _, err := a.Login(ctx, ms[0].login, password, "w"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Login(ctx, ms[4].login, password, "w"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RequestFriend(ctx, ms[4].id); err != nil {
+		t.Fatalf("request after fire: %v", err)
+	}
+	b.Observe(a.Position())
+	if _, err := b.AcceptFriend(ctx, ms[0].id); err != nil {
+		t.Fatalf("accept after fire: %v", err)
+	}
+	want[ms[0].id] = append(want[ms[0].id], ms[4].id)
+	want[ms[4].id] = append(want[ms[4].id], ms[0].id)
+
+	// Rebuild the burnt DC from an empty disk.
+	c.Wipe(victim)
+	c.Restart(victim)
+	took := c.WaitReady(victim, 2*time.Minute)
+	t.Logf("MEASURE wiped %s caught up and ready %v after restart", victim, took.Round(time.Millisecond))
+
+	rebuilt := []string{c.DC(victim).URL()}
+	for i, m := range ms {
+		cl := client.New(rebuilt)
+		if _, err := cl.Login(ctx, m.login, password, "rebuilt"); err != nil {
+			t.Fatalf("user %d: login on rebuilt %s: %v", i, victim, err)
+		}
+		checkFriends(ctx, t, cl, m, want[m.id])
+	}
+}
+
+func checkFriends(ctx context.Context, t *testing.T, cl *client.Client, m *member, want []string) {
+	t.Helper()
+	fs, err := cl.Friends(ctx)
+	if err != nil {
+		t.Fatalf("%s friends: %v", m.login, err)
+	}
+	var got []string
+	for _, f := range fs {
+		got = append(got, f.UserID)
+	}
+	w := slices.Clone(want)
+	slices.Sort(got)
+	slices.Sort(w)
+	if !slices.Equal(got, w) {
+		t.Fatalf("%s friends on %s: %v, want %v", m.login, cl.Endpoint(), got, w)
+	}
+}
+
+func rotate(s []string, k int) []string { return append(slices.Clone(s[k:]), s[:k]...) }
+
+// TestPeersNeedSecret: a node given --peers refuses to start without a
+// cluster secret.
+func TestPeersNeedSecret(t *testing.T) {
+	bin := dctest.Binary(t)
+	cmd := exec.Command(bin, "serve", "--data", t.TempDir(), "--http", "127.0.0.1:0",
+		"--cluster-listen", "127.0.0.1:0", "--peers", "127.0.0.1:1")
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatal("started without a cluster secret")
+	}
+	if !strings.Contains(string(out), "--cluster-secret is required") {
+		t.Fatalf("output %q does not name --cluster-secret", out)
+	}
+}
