@@ -143,3 +143,11 @@ func (c *Client) Lookup(ctx context.Context, login string) (Profile, error) {
 	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/users/lookup?" + q.Encode()}, &p)
 	return p, err
 }
+
+// RefreshToken is the current refresh token, for an app to keep across
+// restarts.
+func (c *Client) RefreshToken() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refresh
+}

@@ -65,6 +65,7 @@ type Machine struct {
 	applied  uint64
 	target   uint64 // stream tail when following started; ready once applied >= target
 	pending  uint64 // messages still behind the last one applied, as the server reported
+	stalled  bool   // the follower saw no progress while behind the stream's tail
 	outcomes map[string]Outcome
 	changed  chan struct{}
 }
@@ -140,6 +141,14 @@ func (m *Machine) SetTarget(seq uint64) {
 	m.mu.Unlock()
 }
 
+// SetStalled records whether the follower found the machine stuck behind
+// the stream's tail.
+func (m *Machine) SetStalled(stalled bool) {
+	m.mu.Lock()
+	m.stalled = stalled
+	m.mu.Unlock()
+}
+
 // Applied returns the last applied stream sequence.
 func (m *Machine) Applied() uint64 {
 	m.mu.Lock()
@@ -154,6 +163,9 @@ func (m *Machine) CaughtUp() (bool, string) {
 	defer m.mu.Unlock()
 	if m.applied < m.target {
 		return false, fmt.Sprintf("%s: applied %d of %d", m.name, m.applied, m.target)
+	}
+	if m.stalled {
+		return false, fmt.Sprintf("%s: stalled at %d behind the stream's tail", m.name, m.applied)
 	}
 	if m.pending > maxPendingWhenReady {
 		return false, fmt.Sprintf("%s: %d entries behind", m.name, m.pending)

@@ -302,7 +302,9 @@ func (e *Engine) Append(ctx context.Context, subject, msgID string, data []byte)
 
 // Follow feeds m every entry of its stream, in order, from the entry after
 // the one it applied last, until ctx ends. The ordered consumer recreates
-// itself after a server or leader is lost, resuming where it stopped.
+// itself after a server or leader is lost; a watchdog also compares the
+// machine with the stream's tail and starts a new consumer when the old one
+// has stalled, so a read model never silently stops after a fire.
 func (e *Engine) Follow(ctx context.Context, m *cmdlog.Machine) error {
 	var stream jetstream.Stream
 	for {
@@ -321,14 +323,33 @@ func (e *Engine) Follow(ctx context.Context, m *cmdlog.Machine) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+	for ctx.Err() == nil {
+		cc, err := e.consume(ctx, stream, m)
+		if err != nil {
+			e.log.Warn("follow: start consumer", "stream", m.Name(), "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+			continue
+		}
+		e.watch(ctx, stream, m)
+		cc.Stop()
+	}
+	return nil
+}
+
+func (e *Engine) consume(ctx context.Context, stream jetstream.Stream, m *cmdlog.Machine) (jetstream.ConsumeContext, error) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cons, err := stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   m.Applied() + 1,
 	})
 	if err != nil {
-		return fmt.Errorf("follow %s: %w", m.Name(), err)
+		return nil, err
 	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
+	return cons.Consume(func(msg jetstream.Msg) {
 		md, err := msg.Metadata()
 		if err != nil {
 			e.log.Error("message metadata", "stream", m.Name(), "err", err)
@@ -339,12 +360,43 @@ func (e *Engine) Follow(ctx context.Context, m *cmdlog.Machine) error {
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			e.log.Debug("follow", "stream", m.Name(), "err", err)
 		}))
-	if err != nil {
-		return fmt.Errorf("follow %s: %w", m.Name(), err)
+}
+
+// stallAfter is how long a machine may stay behind the stream's tail
+// without progress before its consumer is replaced.
+const stallAfter = 3 * time.Second
+
+// watch returns when ctx ends or the consumer feeding m has stalled.
+func (e *Engine) watch(ctx context.Context, stream jetstream.Stream, m *cmdlog.Machine) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last := m.Applied()
+	var behindSince time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		info, err := stream.Info(ictx)
+		cancel()
+		if err != nil {
+			continue // no leader to ask right now; the consumer may still be fine
+		}
+		applied := m.Applied()
+		switch {
+		case applied >= info.State.LastSeq || applied > last:
+			last, behindSince = applied, time.Time{}
+			m.SetStalled(false)
+		case behindSince.IsZero():
+			behindSince = time.Now()
+		case time.Since(behindSince) > stallAfter:
+			e.log.Warn("follower stalled; starting a new consumer", "stream", m.Name(), "applied", applied, "tail", info.State.LastSeq)
+			m.SetStalled(true)
+			return
+		}
 	}
-	<-ctx.Done()
-	cc.Stop()
-	return nil
 }
 
 func (e *Engine) stream(ctx context.Context, name string) (jetstream.Stream, error) {
@@ -448,8 +500,16 @@ type natsLogger struct{ log *slog.Logger }
 func (l *natsLogger) Noticef(f string, v ...any) { l.log.Info(fmt.Sprintf(f, v...)) }
 func (l *natsLogger) Warnf(f string, v ...any)   { l.log.Warn(fmt.Sprintf(f, v...)) }
 func (l *natsLogger) Fatalf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
-func (l *natsLogger) Errorf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
-func (l *natsLogger) Debugf(f string, v ...any)  { l.log.Debug(fmt.Sprintf(f, v...)) }
-func (l *natsLogger) Tracef(f string, v ...any)  {}
+func (l *natsLogger) Errorf(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
+	if strings.Contains(msg, "Error trying to connect to route") {
+		// A lost DC's route is retried every second; its loss is logged once already.
+		l.log.Debug(msg)
+		return
+	}
+	l.log.Error(msg)
+}
+func (l *natsLogger) Debugf(f string, v ...any) { l.log.Debug(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Tracef(f string, v ...any) {}
 
 var _ cmdlog.Appender = (*Engine)(nil)
