@@ -2,7 +2,9 @@ package dctest_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"slices"
 	"strings"
@@ -95,6 +97,45 @@ func TestIdentityFire(t *testing.T) {
 		want[b.id] = append(want[b.id], a.id)
 	}
 
+	// A session revoked on one DC stops working on every DC within seconds,
+	// and a refresh token rotates on any DC.
+	tablet := client.New([]string{c.DC("dc1").URL()})
+	tt, err := tablet.Login(ctx, ms[0].login, password, "tablet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	onDC3 := client.New([]string{c.DC("dc3").URL()})
+	onDC3.UseTokens(tt)
+	if _, err := onDC3.Refresh(ctx); err != nil {
+		t.Fatalf("refresh on dc3 of a dc1 session: %v", err)
+	}
+	onDC2 := client.New([]string{c.DC("dc2").URL()})
+	onDC2.UseTokens(client.Tokens{AccessToken: onDC3.AccessToken(), UserID: ms[0].id})
+	if _, err := onDC2.Me(ctx); err != nil {
+		t.Fatalf("dc3-refreshed token on dc2: %v", err)
+	}
+	revoker := client.New([]string{c.DC("dc2").URL()})
+	revoker.UseTokens(client.Tokens{AccessToken: ms[0].c.AccessToken(), UserID: ms[0].id})
+	revoked := time.Now()
+	if err := revoker.RevokeSession(ctx, tt.SessionID); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	for _, d := range c.DCs {
+		cl := client.New([]string{d.URL()})
+		cl.UseTokens(client.Tokens{AccessToken: onDC3.AccessToken(), UserID: ms[0].id})
+		for {
+			_, err := cl.Me(ctx)
+			if client.Code(err) == "session_revoked" {
+				break
+			}
+			if time.Since(revoked) > 5*time.Second {
+				t.Fatalf("revoked session still works on %s after 5s: %v", d.Name, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	t.Logf("MEASURE revoked session refused on all three DCs %v after revoke", time.Since(revoked).Round(time.Millisecond))
+
 	// Fire: SIGKILL the DC whose server leads the identity stream.
 	victim := c.Leader(ctx, "IDENTITY")
 	var survivors []string
@@ -154,6 +195,29 @@ func TestIdentityFire(t *testing.T) {
 	// Rebuild the burnt DC from an empty disk.
 	c.Wipe(victim)
 	c.Restart(victim)
+	// It must say it is not ready, and why, before it has caught up.
+	var reasons []string
+	for len(reasons) == 0 {
+		var rd struct {
+			Status  string   `json:"status"`
+			Reasons []string `json:"reasons"`
+		}
+		resp, err := http.Get(c.DC(victim).URL() + "/readyz")
+		if err != nil {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&rd)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatalf("rebuilt %s ready at once, before catching up", victim)
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || rd.Status != "not_ready" {
+			t.Fatalf("readyz of rebuilding %s: %d %+v", victim, resp.StatusCode, rd)
+		}
+		reasons = rd.Reasons
+	}
+	t.Logf("rebuilding %s not ready: %v", victim, reasons)
 	took := c.WaitReady(victim, 2*time.Minute)
 	t.Logf("MEASURE wiped %s caught up and ready %v after restart", victim, took.Round(time.Millisecond))
 

@@ -299,11 +299,9 @@ func (s *Service) Refresh(ctx context.Context, w cmdlog.Write, refreshToken stri
 	if !ok {
 		return Tokens{}, cmdlog.Result{}, &apperr.Error{Code: apperr.Unauthenticated, Field: "refresh_token", Message: "invalid refresh token"}
 	}
-	ss, ok := s.state.session(sid)
-	if !ok {
-		return Tokens{}, cmdlog.Result{}, &apperr.Error{Code: apperr.Unauthenticated, Field: "refresh_token", Message: "invalid refresh token"}
-	}
-	res, err := s.sub.Submit(ctx, w, kindRefreshSession, ss.UserID, refreshSession{SessionID: sid, Gen: gen})
+	// The session may have been made on another DC a moment ago: let the
+	// log decide, in order, rather than this node's read model right now.
+	res, err := s.sub.Submit(ctx, w, kindRefreshSession, "", refreshSession{SessionID: sid, Gen: gen})
 	if err != nil {
 		return Tokens{}, res, err
 	}
