@@ -179,6 +179,8 @@ func (e *Engine) startServer() (*server.Server, error) {
 			if err != nil {
 				return nil, fmt.Errorf("cluster tls: %w", err)
 			}
+			// A route is both client and server: trust the same CA both ways.
+			tc.RootCAs = tc.ClientCAs
 			o.Cluster.TLSConfig = tc
 			o.Cluster.TLSTimeout = 2
 		}
@@ -219,6 +221,9 @@ func splitHostPort(addr string) (string, int, error) {
 	if host == "" {
 		host = "0.0.0.0"
 	}
+	if port == 0 {
+		port = server.RANDOM_PORT // ":0" means any free port, as with net.Listen
+	}
 	return host, port, nil
 }
 
@@ -231,6 +236,14 @@ func (e *Engine) Close() {
 		e.srv.Shutdown()
 		e.srv.WaitForShutdown()
 	}
+}
+
+// ClusterAddr is the embedded server's route address, "" when not clustered.
+func (e *Engine) ClusterAddr() string {
+	if e.srv == nil || e.srv.ClusterAddr() == nil {
+		return ""
+	}
+	return e.srv.ClusterAddr().String()
 }
 
 // Replicas is the replica count of every stream.

@@ -90,6 +90,7 @@ func checkPassword(password string, userInputs ...string) *apperr.Error {
 			inputs = append(inputs, local)
 		}
 		inputs = append(inputs, strings.Fields(in)...)
+		inputs = append(inputs, strings.Join(strings.Fields(in), ""))
 	}
 	if r := zxcvbn.PasswordStrength(password, inputs); r.Score < minPasswordScore {
 		return &apperr.Error{Code: apperr.WeakPassword, Field: "password", Message: "password is too easy to guess: avoid common words, patterns and your own name"}
