@@ -97,6 +97,31 @@ func TestIdentityFire(t *testing.T) {
 		want[b.id] = append(want[b.id], a.id)
 	}
 
+	// One Idempotency-Key, three DCs: one account, the original answer.
+	idem := func(base string) (int, string, string) {
+		req, _ := http.NewRequest("POST", base+"/v1/accounts", strings.NewReader(`{"email":"idem@example.com","password":"`+password+`","name":"Idem"}`))
+		req.Header.Set("Idempotency-Key", "signup-1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a struct {
+			UserID string `json:"user_id"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&a)
+		return resp.StatusCode, a.UserID, resp.Header.Get("Idempotent-Replayed")
+	}
+	st, idemUser, _ := idem(c.DC("dc1").URL())
+	if st != http.StatusCreated || idemUser == "" {
+		t.Fatalf("idempotent sign-up: %d", st)
+	}
+	for _, d := range c.DCs[1:] {
+		if st, u, replayed := idem(d.URL()); st != http.StatusCreated || u != idemUser || replayed != "true" {
+			t.Fatalf("replay on %s: %d %s replayed=%q, want the original %s", d.Name, st, u, replayed, idemUser)
+		}
+	}
+
 	// A session revoked on one DC stops working on every DC within seconds,
 	// and a refresh token rotates on any DC.
 	tablet := client.New([]string{c.DC("dc1").URL()})
@@ -174,6 +199,16 @@ func TestIdentityFire(t *testing.T) {
 		}
 		checkFriends(ctx, t, fresh, m, want[m.id])
 	}
+	// The Idempotency-Key still answers with the original after the fire.
+	for _, d := range c.DCs {
+		if d.Name == victim {
+			continue
+		}
+		if st, u, _ := idem(d.URL()); st != http.StatusCreated || u != idemUser {
+			t.Fatalf("replay on %s after the fire: %d %s, want %s", d.Name, st, u, idemUser)
+		}
+	}
+
 	// Writes go on: a new friendship through the survivors.
 	a, b := client.New(survivors), client.New(survivors)
 	if _, err := a.Login(ctx, ms[0].login, password, "w"); err != nil {

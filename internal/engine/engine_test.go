@@ -222,3 +222,28 @@ func writeCerts(tb testing.TB, dir string) string {
 	write("node-key.pem", "EC PRIVATE KEY", keyDER)
 	return filepath.Join(dir, "ca.pem")
 }
+
+// TestExternalNATS: a node given --nats-url uses that server, with the
+// cluster secret, instead of embedding one.
+func TestExternalNATS(t *testing.T) {
+	ext := open(t, Config{DC: "nats", ClusterSecret: "s3cret", NATSListen: "127.0.0.1:0"})
+	e := open(t, Config{DC: "dc1", NATSURL: "nats://" + ext.NATSAddr(), ClusterSecret: "s3cret", Replicas: 1})
+	if e.srv != nil {
+		t.Fatal("embedded a server despite NATSURL")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seq, err := e.Append(ctx, "social.test", "x", []byte("{}"))
+	if err != nil || seq != 1 {
+		t.Fatalf("append via external nats: %d %v", seq, err)
+	}
+	if err := e.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(Config{DC: "dc2", NATSURL: "nats://" + ext.NATSAddr(), ClusterSecret: "wrong", Logger: quiet()}); err == nil {
+		t.Fatal("connected to external nats with a wrong secret")
+	}
+}

@@ -509,6 +509,16 @@ func TestOps(t *testing.T) {
 	if r := e.do("GET", "/v1/openapi.yaml", "", ""); r.status != 200 || !strings.HasPrefix(r.raw, "openapi: 3.1") {
 		t.Fatalf("openapi: %d %.80s", r.status, r.raw)
 	}
+	// A position this node has not reached: wait (bounded), then 503 so
+	// the client tries another DC instead of reading stale data.
+	c, _ := e.user("Pos")
+	r = e.do("GET", "/v1/me", c.AccessToken(), "", "X-Superapp-Position", "IDENTITY:999999")
+	if r.status != 503 || r.errCode() != "position_not_reached" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("unreached position: %d %s", r.status, r.raw)
+	}
+	if r = e.do("GET", "/v1/me", c.AccessToken(), "", "X-Superapp-Position", c.Position()); r.status != 200 {
+		t.Fatalf("reached position: %d %s", r.status, r.raw)
+	}
 	r = e.do("GET", "/healthz", "", "", "X-Request-Id", "my-trace-123")
 	if r.header.Get("X-Request-Id") != "my-trace-123" {
 		t.Fatalf("request id not echoed: %v", r.header)
