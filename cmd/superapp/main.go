@@ -68,6 +68,7 @@ func serve(args []string) error {
 	fs.StringVar(&ec.TLSKey, "tls-key", "", "key of --tls-cert")
 	fs.StringVar(&ec.TLSCA, "tls-ca", "", "CA that signed the other nodes' certificates (enables mutual TLS on routes)")
 	fs.IntVar(&ec.Replicas, "replicas", 0, "stream replicas (0: 3 with --peers or --nats-url, else 1)")
+	fs.StringVar(&cfg.OpsToken, "ops-token", "", "bearer token for /metrics and /readyz details (default: loopback callers only)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err

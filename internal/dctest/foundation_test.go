@@ -97,6 +97,23 @@ func TestIdentityFire(t *testing.T) {
 		want[b.id] = append(want[b.id], a.id)
 	}
 
+	// Read-your-writes across DCs: a write on dc1, read at once on dc2 and
+	// dc3 with its position token, shows the write.
+	for i, d := range c.DCs[1:] {
+		status := fmt.Sprintf("written on dc1, read on %s", d.Name)
+		writer := client.New([]string{c.DC("dc1").URL()})
+		writer.UseTokens(client.Tokens{AccessToken: ms[i].c.AccessToken(), UserID: ms[i].id})
+		if _, err := writer.UpdateProfile(ctx, nil, &status); err != nil {
+			t.Fatal(err)
+		}
+		reader := client.New([]string{d.URL()})
+		reader.UseTokens(client.Tokens{AccessToken: ms[i].c.AccessToken(), UserID: ms[i].id})
+		reader.Observe(writer.Position())
+		if me, err := reader.Me(ctx); err != nil || me.Status != status {
+			t.Fatalf("read on %s after write on dc1: %v %q", d.Name, err, me.Status)
+		}
+	}
+
 	// One Idempotency-Key, three DCs: one account, the original answer.
 	idem := func(base string) (int, string, string) {
 		req, _ := http.NewRequest("POST", base+"/v1/accounts", strings.NewReader(`{"email":"idem@example.com","password":"`+password+`","name":"Idem"}`))
@@ -186,8 +203,12 @@ func TestIdentityFire(t *testing.T) {
 	t.Logf("MEASURE first login through a survivor %v after SIGKILL of %s", time.Since(fire).Round(time.Millisecond), victim)
 
 	// Every account logs in and every friendship is there; tokens issued
-	// before the fire still work.
+	// before the fire still work, also through clients that still list the
+	// dead DC (first, for a third of them) and must fail over.
 	for i, m := range ms {
+		if me, err := m.c.Me(ctx); err != nil || me.UserID != m.id {
+			t.Fatalf("user %d: failover client (home %s): %v", i, m.home, err)
+		}
 		old := client.New(survivors)
 		old.UseTokens(client.Tokens{AccessToken: m.c.AccessToken(), UserID: m.id})
 		if me, err := old.Me(ctx); err != nil || me.UserID != m.id {

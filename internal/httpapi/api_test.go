@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"superapp/client"
+	"superapp/internal/node"
 	"superapp/internal/node/nodetest"
 )
 
@@ -522,5 +523,25 @@ func TestOps(t *testing.T) {
 	r = e.do("GET", "/healthz", "", "", "X-Request-Id", "my-trace-123")
 	if r.header.Get("X-Request-Id") != "my-trace-123" {
 		t.Fatalf("request id not echoed: %v", r.header)
+	}
+}
+
+func TestOpsToken(t *testing.T) {
+	n := nodetest.StartConfig(t, node.Config{OpsToken: "ops-secret"})
+	e := &env{t: t, url: nodetest.URL(n)}
+	c, _ := e.user("NotAnOperator")
+	for _, tok := range []string{"", "wrong", c.AccessToken()} {
+		if r := e.do("GET", "/metrics", tok, ""); r.status != 403 || r.errCode() != "forbidden" {
+			t.Fatalf("metrics with token %.10q: %d %s", tok, r.status, r.raw)
+		}
+		if r := e.do("GET", "/readyz", tok, ""); r.status != 200 || r.body["streams"] != nil || r.body["status"] != "ready" {
+			t.Fatalf("readyz without ops token: %d %s", r.status, r.raw)
+		}
+	}
+	if r := e.do("GET", "/metrics", "ops-secret", ""); r.status != 200 {
+		t.Fatalf("metrics with ops token: %d", r.status)
+	}
+	if r := e.do("GET", "/readyz", "ops-secret", ""); r.status != 200 || r.body["streams"] == nil {
+		t.Fatalf("readyz with ops token: %d %s", r.status, r.raw)
 	}
 }

@@ -9,6 +9,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,6 +56,9 @@ type Config struct {
 	Machines map[string]*cmdlog.Machine
 	Ready    func(ctx context.Context) Readiness
 	OpenAPI  []byte
+	// OpsToken, when set, is the bearer token /metrics and the detail of
+	// /readyz require; without it only loopback callers get them.
+	OpsToken string
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 	// PositionWait bounds how long a request waits for a position (default 5s).
@@ -359,6 +363,17 @@ func (c *call) clientAddr() string {
 	return host
 }
 
+// opsAllowed reports whether the caller is an operator: it presents the
+// ops token, or no token is configured and it calls from loopback.
+func (c *call) opsAllowed() bool {
+	if c.s.cfg.OpsToken == "" {
+		ip := net.ParseIP(c.clientAddr())
+		return ip != nil && ip.IsLoopback()
+	}
+	tok, _ := strings.CutPrefix(c.r.Header.Get("Authorization"), "Bearer ")
+	return subtle.ConstantTimeCompare([]byte(tok), []byte(c.s.cfg.OpsToken)) == 1
+}
+
 // writeCtx bounds a write's wait for a quorum.
 func (c *call) writeCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.ctx(), c.s.cfg.WriteTimeout)
@@ -377,9 +392,18 @@ func (s *Server) opsRoutes() []route {
 			if !rd.Ready {
 				status, word = http.StatusServiceUnavailable, "not_ready"
 			}
-			return c.json(status, map[string]any{"status": word, "dc": s.cfg.DC, "reasons": rd.Reasons, "streams": rd.Detail})
+			body := map[string]any{"status": word, "dc": s.cfg.DC}
+			// A load balancer needs only the status; why, and where each
+			// stream's leader is, is for operators.
+			if c.opsAllowed() {
+				body["reasons"], body["streams"] = rd.Reasons, rd.Detail
+			}
+			return c.json(status, body)
 		}},
 		{method: "GET", pattern: "/metrics", feature: "ops", handle: func(c *call) error {
+			if !c.opsAllowed() {
+				return apperr.New(apperr.Forbidden, "metrics are for operators: present the ops token")
+			}
 			promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP(c.w, c.r)
 			c.wrote, c.status = true, http.StatusOK
 			return nil

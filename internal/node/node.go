@@ -35,6 +35,7 @@ import (
 type Config struct {
 	Engine   engine.Config
 	HTTPAddr string
+	OpsToken string
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
@@ -107,7 +108,7 @@ func New(cfg Config) (*Node, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.api = httpapi.New(httpapi.Config{
 		DC: ec.DC, Identity: n.identity, Social: n.social, Machines: byName,
-		Ready: n.Ready, OpenAPI: api.OpenAPI, Logger: cfg.Logger, Registry: reg,
+		Ready: n.Ready, OpenAPI: api.OpenAPI, OpsToken: cfg.OpsToken, Logger: cfg.Logger, Registry: reg,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

@@ -42,12 +42,17 @@ func NewClock() *Clock { return &Clock{t: time.Now()} }
 // A nil now uses the wall clock.
 func Start(tb testing.TB, now func() time.Time) *node.Node {
 	tb.Helper()
-	n, err := node.New(node.Config{
-		Engine:   engine.Config{DC: "dc1", DataDir: tb.TempDir()},
-		HTTPAddr: "127.0.0.1:0",
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now:      now,
-	})
+	return StartConfig(tb, node.Config{Now: now})
+}
+
+// StartConfig is Start with more of the node's config given; the engine,
+// HTTP address and logger are filled in.
+func StartConfig(tb testing.TB, cfg node.Config) *node.Node {
+	tb.Helper()
+	cfg.Engine = engine.Config{DC: "dc1", DataDir: tb.TempDir()}
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	n, err := node.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
