@@ -68,6 +68,9 @@ type Machine struct {
 	stalled  bool   // the follower saw no progress while behind the stream's tail
 	outcomes map[string]Outcome
 	changed  chan struct{}
+	// digest chains every applied entry with its outcome: two nodes at the
+	// same position with the same digest applied the same log the same way.
+	digest [sha256.Size]byte
 }
 
 // NewMachine returns a machine named after its stream.
@@ -113,10 +116,19 @@ func (m *Machine) Apply(seq uint64, data []byte, pending uint64) {
 		}
 	}
 
+	h := sha256.New()
+	h.Write(m.digest[:])
+	fmt.Fprintf(h, "%d:%d:", seq, len(data))
+	h.Write(data)
+	if out != nil {
+		oj, _ := json.Marshal(out)
+		h.Write(oj)
+	}
 	m.mu.Lock()
 	if out != nil {
 		m.outcomes[env.ID] = *out
 	}
+	h.Sum(m.digest[:0])
 	m.applied = seq
 	m.pending = pending
 	close(m.changed)
@@ -132,6 +144,14 @@ func (m *Machine) safeApply(seq uint64, e *Envelope) (v any, aerr *apperr.Error)
 		}
 	}()
 	return m.apply(seq, e)
+}
+
+// Digest returns the applied position and the digest of everything
+// applied up to it.
+func (m *Machine) Digest() (uint64, string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.applied, hex.EncodeToString(m.digest[:])
 }
 
 // SetTarget records the stream's last sequence when following began.

@@ -8,6 +8,7 @@ package dctest
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -327,4 +328,95 @@ func tail(path string, n int) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// ReadModel is one read model as a DC reports it on /readyz.
+type ReadModel struct {
+	Stream  string `json:"stream"`
+	Applied uint64 `json:"applied"`
+	Digest  string `json:"digest"`
+}
+
+// ReadModels asks a DC for its read models' positions and digests.
+func (c *Cluster) ReadModels(name string) ([]ReadModel, error) {
+	resp, err := http.Get(c.DC(name).URL() + "/readyz")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		ReadModels []ReadModel `json:"read_models"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, err
+	}
+	return body.ReadModels, nil
+}
+
+// WaitConverged waits until every running DC reports the same position and
+// digest for every read model, and fails the test if they differ at the
+// same position or do not meet before ctx ends.
+func (c *Cluster) WaitConverged(ctx context.Context) {
+	c.tb.Helper()
+	var last string
+	for {
+		views := map[string][]ReadModel{}
+		for _, d := range c.DCs {
+			if d.cmd == nil {
+				continue
+			}
+			rms, err := c.ReadModels(d.Name)
+			if err != nil {
+				last = err.Error()
+				views = nil
+				break
+			}
+			views[d.Name] = rms
+		}
+		same, diverged := compareViews(views)
+		if diverged != "" {
+			c.tb.Fatalf("DCs diverged: %s", diverged)
+		}
+		if same {
+			return
+		}
+		if views != nil {
+			b, _ := json.Marshal(views)
+			last = string(b)
+		}
+		select {
+		case <-ctx.Done():
+			c.tb.Fatalf("DCs did not converge: %s", last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// compareViews reports whether all views are identical, and describes a
+// divergence: the same stream at the same position with other digests.
+func compareViews(views map[string][]ReadModel) (same bool, diverged string) {
+	if len(views) == 0 {
+		return false, ""
+	}
+	type key struct {
+		stream  string
+		applied uint64
+	}
+	seen := map[key]string{}
+	positions := map[string]uint64{}
+	same = true
+	for dc, rms := range views {
+		for _, rm := range rms {
+			k := key{rm.Stream, rm.Applied}
+			if d, ok := seen[k]; ok && d != rm.Digest {
+				return false, fmt.Sprintf("%s at %d: %s on %s differs", rm.Stream, rm.Applied, rm.Digest, dc)
+			}
+			seen[k] = rm.Digest
+			if p, ok := positions[rm.Stream]; ok && p != rm.Applied {
+				same = false
+			}
+			positions[rm.Stream] = rm.Applied
+		}
+	}
+	return same, ""
 }

@@ -277,6 +277,9 @@ func TestIdentityFire(t *testing.T) {
 	took := c.WaitReady(victim, 2*time.Minute)
 	t.Logf("MEASURE wiped %s caught up and ready %v after restart", victim, took.Round(time.Millisecond))
 
+	// All three DCs hold the same state: same positions, same digests.
+	c.WaitConverged(ctx)
+
 	rebuilt := []string{c.DC(victim).URL()}
 	for i, m := range ms {
 		cl := client.New(rebuilt)

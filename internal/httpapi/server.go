@@ -42,9 +42,17 @@ const (
 
 // Readiness is what /readyz reports.
 type Readiness struct {
-	Ready   bool     `json:"ready"`
-	Reasons []string `json:"reasons,omitempty"`
-	Detail  any      `json:"streams,omitempty"`
+	Ready      bool
+	Reasons    []string
+	Streams    any         // the cluster's view of each stream
+	ReadModels []ReadModel // this node's read models
+}
+
+// ReadModel is one read model's position and digest.
+type ReadModel struct {
+	Stream  string `json:"stream"`
+	Applied uint64 `json:"applied"`
+	Digest  string `json:"digest"`
 }
 
 // Config configures the gateway.
@@ -396,7 +404,7 @@ func (s *Server) opsRoutes() []route {
 			// A load balancer needs only the status; why, and where each
 			// stream's leader is, is for operators.
 			if c.opsAllowed() {
-				body["reasons"], body["streams"] = rd.Reasons, rd.Detail
+				body["reasons"], body["streams"], body["read_models"] = rd.Reasons, rd.Streams, rd.ReadModels
 			}
 			return c.json(status, body)
 		}},

@@ -227,7 +227,18 @@ func (n *Node) Ready(ctx context.Context) httpapi.Readiness {
 			reasons = append(reasons, "catching up: "+why)
 		}
 	}
-	return httpapi.Readiness{Ready: len(reasons) == 0, Reasons: reasons, Detail: n.eng.Status(ctx)}
+	return httpapi.Readiness{Ready: len(reasons) == 0, Reasons: reasons, Streams: n.eng.Status(ctx), ReadModels: n.ReadModels()}
+}
+
+// ReadModels reports each read model's position and state digest, so that
+// operators and drills can compare DCs.
+func (n *Node) ReadModels() []httpapi.ReadModel {
+	out := make([]httpapi.ReadModel, 0, len(n.machines))
+	for _, m := range n.machines {
+		applied, digest := m.Digest()
+		out = append(out, httpapi.ReadModel{Stream: m.Name(), Applied: applied, Digest: digest})
+	}
+	return out
 }
 
 // Close stops serving and shuts the engine down.
