@@ -109,3 +109,12 @@ func From(err error) *Error {
 	}
 	return &Error{Code: Internal, Message: "internal error"}
 }
+
+// Register adds a feature's code with its HTTP status. Call it from an
+// init function; registering a code twice with another status panics.
+func Register(code string, status int) {
+	if s, ok := statusByCode[code]; ok && s != status {
+		panic("apperr: code " + code + " registered twice")
+	}
+	statusByCode[code] = status
+}

@@ -22,6 +22,7 @@ type StreamSpec struct {
 var Streams = []StreamSpec{
 	{Name: "IDENTITY", Subjects: []string{"identity.>"}, MaxMsgSize: 64 << 10, Duplicates: 2 * time.Minute},
 	{Name: "SOCIAL", Subjects: []string{"social.>"}, MaxMsgSize: 16 << 10, Duplicates: 2 * time.Minute},
+	{Name: "CHAT", Subjects: []string{"chat.>"}, MaxMsgSize: 64 << 10, Duplicates: 2 * time.Minute},
 }
 
 func (s StreamSpec) config(replicas int) jetstream.StreamConfig {

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"superapp/internal/apperr"
+	"superapp/internal/chat"
 	"superapp/internal/cmdlog"
 	"superapp/internal/identity"
 	"superapp/internal/social"
@@ -60,6 +61,7 @@ type Config struct {
 	DC       string
 	Identity *identity.Service
 	Social   *social.Service
+	Chat     *chat.Service
 	// Machines are the node's state machines by stream name, for position waits.
 	Machines map[string]*cmdlog.Machine
 	Ready    func(ctx context.Context) Readiness
@@ -112,6 +114,7 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.opsRoutes()...)
 	s.routes = append(s.routes, s.identityRoutes()...)
 	s.routes = append(s.routes, s.socialRoutes()...)
+	s.routes = append(s.routes, s.chatRoutes()...)
 	for _, rt := range s.routes {
 		if _, ok := s.gates[rt.feature]; !ok {
 			s.gates[rt.feature] = make(chan struct{}, admissionLimit)

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"superapp/api"
+	"superapp/internal/chat"
 	"superapp/internal/cmdlog"
 	"superapp/internal/engine"
 	"superapp/internal/httpapi"
@@ -48,6 +49,7 @@ type Node struct {
 	eng      *engine.Engine
 	identity *identity.Service
 	social   *social.Service
+	chat     *chat.Service
 	machines []*cmdlog.Machine
 	api      *httpapi.Server
 	httpSrv  *http.Server
@@ -99,7 +101,14 @@ func New(cfg Config) (*Node, error) {
 		_, ok := n.identity.State().User(id)
 		return ok
 	}})
-	n.machines = []*cmdlog.Machine{n.identity.Machine(), n.social.Machine()}
+	n.chat = chat.New(chat.Config{Log: eng, Now: cfg.Now, Logger: cfg.Logger,
+		UserExists: func(id string) bool {
+			_, ok := n.identity.State().User(id)
+			return ok
+		},
+		Blocked: n.social.State().Blocked,
+	})
+	n.machines = []*cmdlog.Machine{n.identity.Machine(), n.social.Machine(), n.chat.Machine()}
 	byName := map[string]*cmdlog.Machine{}
 	for _, m := range n.machines {
 		byName[m.Name()] = m
@@ -107,7 +116,7 @@ func New(cfg Config) (*Node, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.api = httpapi.New(httpapi.Config{
-		DC: ec.DC, Identity: n.identity, Social: n.social, Machines: byName,
+		DC: ec.DC, Identity: n.identity, Social: n.social, Chat: n.chat, Machines: byName,
 		Ready: n.Ready, OpenAPI: api.OpenAPI, OpsToken: cfg.OpsToken, Logger: cfg.Logger, Registry: reg,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)

@@ -1,0 +1,181 @@
+// Package chat is superapp's messaging: conversations (one-to-one and
+// groups), messages with a gapless per-conversation sequence, receipts,
+// unread counts and each user's event feed, from which devices sync and
+// the real-time push is fed. Its state is derived only from the CHAT
+// stream, so every DC orders every conversation the same way.
+//
+// It must never let a non-member read or write a conversation, never store
+// a message twice for one client id, and never import net/http or the NATS
+// client.
+package chat
+
+import (
+	"sort"
+	"sync"
+	"time"
+)
+
+// Stream is the name of the chat stream.
+const Stream = "CHAT"
+
+// Limits.
+const (
+	MaxMembers    = 1000
+	MaxTextRunes  = 4096
+	MaxTitleRunes = 100
+	MaxClientID   = 64
+)
+
+// Conversation kinds.
+const (
+	Direct = "direct"
+	Group  = "group"
+)
+
+// Message kinds.
+const (
+	KindText   = "text"
+	KindSystem = "system"
+)
+
+// Message is one message of a conversation.
+type Message struct {
+	ConversationID string     `json:"conversation_id"`
+	ID             string     `json:"id"` // the sender's client id
+	Seq            uint64     `json:"seq"`
+	Sender         string     `json:"sender"`
+	Kind           string     `json:"kind"`
+	Text           string     `json:"text"`
+	ReplyTo        uint64     `json:"reply_to,omitempty"`
+	System         *System    `json:"system,omitempty"`
+	SentAt         time.Time  `json:"sent_at"`
+	DeletedAt      *time.Time `json:"deleted_at,omitempty"`
+}
+
+// System describes a system message: a join, leave, removal or rename.
+type System struct {
+	Event string   `json:"event"` // created, joined, left, removed, renamed
+	Users []string `json:"users,omitempty"`
+	Title string   `json:"title,omitempty"`
+}
+
+// Member is one member of a conversation.
+type Member struct {
+	UserID string    `json:"user_id"`
+	Role   string    `json:"role"` // owner, admin, member
+	Joined time.Time `json:"joined_at"`
+	// From is the last sequence before the member joined: they see the
+	// messages after it.
+	From      uint64 `json:"-"`
+	Read      uint64 `json:"read_seq"`
+	Delivered uint64 `json:"delivered_seq"`
+	unread    int
+}
+
+// Conversation is a conversation and its messages.
+type Conversation struct {
+	ID        string
+	Kind      string
+	Title     string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	members   map[string]*Member
+	order     []string // member ids in join order
+	messages  []*Message
+	byClient  map[string]uint64 // sender/client id -> seq
+}
+
+func (c *Conversation) lastSeq() uint64 { return uint64(len(c.messages)) }
+
+// Event is what a user's devices learn: through sync and the live push.
+type Event struct {
+	// Cursor is the CHAT stream position of the change; a device that has
+	// seen an event has seen every event of the user below its cursor.
+	Cursor         uint64    `json:"cursor"`
+	Type           string    `json:"type"`
+	ConversationID string    `json:"conversation_id"`
+	Message        *Message  `json:"message,omitempty"`
+	UserID         string    `json:"user_id,omitempty"`
+	Seq            uint64    `json:"seq,omitempty"`
+	Unread         *int      `json:"unread,omitempty"`
+	Title          string    `json:"title,omitempty"`
+	At             time.Time `json:"at"`
+}
+
+// Event types.
+const (
+	EvMessage   = "message"
+	EvDeleted   = "message.deleted"
+	EvRead      = "receipt.read"
+	EvDelivered = "receipt.delivered"
+	EvMembers   = "conversation.members"
+	EvRenamed   = "conversation.renamed"
+	EvJoined    = "conversation.joined" // you were added (or created it)
+	EvLeft      = "conversation.left"   // you left or were removed
+	EvTyping    = "typing"              // ephemeral: never in a feed
+)
+
+// Delivery is an event for a set of users.
+type Delivery struct {
+	Event *Event
+	Users []string
+}
+
+// State is the chat read model. It is safe for concurrent use.
+type State struct {
+	mu    sync.RWMutex
+	convs map[string]*Conversation
+	feeds map[string][]*Event
+	// joined is each user's set of conversations.
+	joined map[string]map[string]struct{}
+	// pending collects the deliveries of the entry being applied.
+	pending []Delivery
+	notify  func([]Delivery)
+}
+
+// NewState returns an empty state.
+func NewState() *State {
+	return &State{convs: map[string]*Conversation{}, feeds: map[string][]*Event{}, joined: map[string]map[string]struct{}{}}
+}
+
+// Notify sets the function told, after each applied entry, of the events
+// it produced and their recipients (the live push).
+func (s *State) Notify(fn func([]Delivery)) {
+	s.mu.Lock()
+	s.notify = fn
+	s.mu.Unlock()
+}
+
+// emit records an event in the feeds of users.
+func (s *State) emit(ev *Event, users []string) {
+	for _, u := range users {
+		s.feeds[u] = append(s.feeds[u], ev)
+	}
+	s.pending = append(s.pending, Delivery{Event: ev, Users: users})
+}
+
+func (s *State) join(user, conv string) {
+	if s.joined[user] == nil {
+		s.joined[user] = map[string]struct{}{}
+	}
+	s.joined[user][conv] = struct{}{}
+}
+
+// Sync returns the user's events after cursor, at most limit of them (more
+// if one cursor holds more), and the cursor to resume from.
+func (s *State) Sync(user string, after uint64, limit int) (evs []*Event, next uint64, more bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	feed := s.feeds[user]
+	i := sort.Search(len(feed), func(i int) bool { return feed[i].Cursor > after })
+	j := min(i+limit, len(feed))
+	for j < len(feed) && j > i && feed[j].Cursor == feed[j-1].Cursor {
+		j++
+	}
+	evs = append([]*Event{}, feed[i:j]...)
+	next = after
+	if len(evs) > 0 {
+		next = evs[len(evs)-1].Cursor
+	}
+	return evs, next, j < len(feed)
+}
