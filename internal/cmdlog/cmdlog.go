@@ -64,6 +64,7 @@ type Machine struct {
 	mu       sync.Mutex
 	applied  uint64
 	target   uint64 // stream tail when following started; ready once applied >= target
+	targeted bool   // target is known
 	pending  uint64 // messages still behind the last one applied, as the server reported
 	stalled  bool   // the follower saw no progress while behind the stream's tail
 	outcomes map[string]Outcome
@@ -157,7 +158,7 @@ func (m *Machine) Digest() (uint64, string) {
 // SetTarget records the stream's last sequence when following began.
 func (m *Machine) SetTarget(seq uint64) {
 	m.mu.Lock()
-	m.target = seq
+	m.target, m.targeted = seq, true
 	m.mu.Unlock()
 }
 
@@ -181,6 +182,9 @@ func (m *Machine) Applied() uint64 {
 func (m *Machine) CaughtUp() (bool, string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if !m.targeted {
+		return false, fmt.Sprintf("%s: stream tail not known yet", m.name)
+	}
 	if m.applied < m.target {
 		return false, fmt.Sprintf("%s: applied %d of %d", m.name, m.applied, m.target)
 	}
@@ -227,6 +231,10 @@ func (m *Machine) WaitApplied(ctx context.Context, seq uint64) error {
 type Appender interface {
 	Append(ctx context.Context, subject, msgID string, data []byte) (uint64, error)
 }
+
+// ErrTooLarge is what an Appender returns for an entry its stream refuses
+// for its size: retrying cannot help.
+var ErrTooLarge = errors.New("entry too large")
 
 // Submitter writes commands to one stream and answers with their outcome.
 type Submitter struct {
@@ -279,6 +287,9 @@ func (s *Submitter) Submit(ctx context.Context, w Write, kind, actor string, dat
 		if errors.Is(err, context.Canceled) {
 			return Result{}, err
 		}
+		if errors.Is(err, ErrTooLarge) {
+			return Result{}, apperr.New(apperr.TooLarge, "the request is too large to store")
+		}
 		return Result{}, &apperr.Error{Code: apperr.Unavailable, Message: "the write could not be committed; retry with the same id", RetryAfter: 1}
 	}
 	if err := s.Machine.WaitApplied(ctx, seq); err != nil {
@@ -309,13 +320,4 @@ func NewID() string {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
 	return hex.EncodeToString(b[:])
-}
-
-// Fingerprint hashes the parts that identify a request.
-func Fingerprint(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		fmt.Fprintf(h, "%d:%s", len(p), p)
-	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -137,6 +137,9 @@ func TestMachineOrderAndPanics(t *testing.T) {
 	if err := m.WaitApplied(ctx, 5); err == nil {
 		t.Fatal("waited for an unapplied position")
 	}
+	if ok, _ := m.CaughtUp(); ok {
+		t.Fatal("caught up before the stream tail was known")
+	}
 	m.SetTarget(9)
 	if ok, _ := m.CaughtUp(); ok {
 		t.Fatal("caught up below target")

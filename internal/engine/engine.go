@@ -300,8 +300,9 @@ func (e *Engine) Append(ctx context.Context, subject, msgID string, data []byte)
 			return 0, fmt.Errorf("append %s: %w (last: %v)", subject, ctx.Err(), err)
 		}
 		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum {
-			return 0, fmt.Errorf("append %s: %w", subject, err)
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum ||
+			errors.Is(err, nats.ErrMaxPayload) {
+			return 0, fmt.Errorf("append %s: %w (%v)", subject, cmdlog.ErrTooLarge, err)
 		}
 		e.log.Debug("append retry", "subject", subject, "err", err)
 		select {
@@ -329,6 +330,18 @@ func (e *Engine) stream(ctx context.Context, name string) (jetstream.Stream, err
 	e.streams[name] = s
 	e.mu.Unlock()
 	return s, nil
+}
+
+// Broadcast publishes an ephemeral signal (typing, presence) to every
+// node. It is not stored: a node that is down misses it.
+func (e *Engine) Broadcast(subject string, data []byte) {
+	_ = e.nc.Publish(subject, data)
+}
+
+// Listen calls fn with every ephemeral signal on subject, until Close.
+func (e *Engine) Listen(subject string, fn func(data []byte)) error {
+	_, err := e.nc.Subscribe(subject, func(m *nats.Msg) { fn(m.Data) })
+	return err
 }
 
 // StreamStatus is what an operator needs to know of one stream.

@@ -144,6 +144,11 @@ func (f *follower) fetch(ctx context.Context) (int, error) {
 		if err != nil {
 			return applied, errors.New("direct get: no sequence")
 		}
+		if want := f.m.Applied() + 1; seq > want {
+			// The streams never delete, so a hole means this replica is
+			// missing entries: never skip them; ask again.
+			return applied, fmt.Errorf("direct get: got %d, want %d", seq, want)
+		}
 		pending, _ := strconv.ParseUint(msg.Header.Get("Nats-Num-Pending"), 10, 64)
 		f.m.Apply(seq, msg.Data, pending)
 		applied++

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -190,7 +191,7 @@ func TestBadInput(t *testing.T) {
 	if r := e.do("PUT", "/v1/accounts", "", "{}"); r.status != 405 || r.errCode() != "method_not_allowed" {
 		t.Fatalf("wrong method: %d %s", r.status, r.raw)
 	}
-	if r := e.do("GET", "/v1/me", "", "", "X-Superapp-Position", "garbage"); r.status != 400 || r.errField() != "X-Superapp-Position" {
+	if r := e.do("GET", "/v1/me", c.AccessToken(), "", "X-Superapp-Position", "garbage"); r.status != 400 || r.errField() != "X-Superapp-Position" {
 		t.Fatalf("bad position: %d %s", r.status, r.raw)
 	}
 }
@@ -223,23 +224,24 @@ func TestTokenExpiryRefreshAndRevoke(t *testing.T) {
 	_, err := c.Me(ctx)
 	wantCode(t, err, "token_expired")
 	oldRefresh := refreshOf(t, c)
-	if _, err := c.Refresh(ctx); err != nil {
-		t.Fatalf("refresh: %v", err)
+	body := `{"refresh_token":"` + oldRefresh + `"}`
+	r := e.do("POST", "/v1/sessions/refresh", "", body, "Idempotency-Key", "rot-1")
+	if r.status != 200 || r.body["refresh_token"] == oldRefresh || r.body["access_token"] == first {
+		t.Fatalf("refresh: %d %s", r.status, r.raw)
 	}
-	if c.AccessToken() == first {
-		t.Fatal("refresh returned the same access token")
-	}
+	newRefresh := r.body["refresh_token"].(string)
+	c.UseTokens(client.Tokens{AccessToken: r.body["access_token"].(string), RefreshToken: newRefresh, UserID: c.UserID()})
 	if _, err := c.Me(ctx); err != nil {
 		t.Fatalf("me after refresh: %v", err)
 	}
-	// A retry of the same rotation within a minute gets the same answer...
-	r := e.do("POST", "/v1/sessions/refresh", "", `{"refresh_token":"`+oldRefresh+`"}`)
-	if r.status != 200 || r.body["refresh_token"] != refreshOf(t, c) {
+	// A client that lost the answer retries with its key: the same answer...
+	r = e.do("POST", "/v1/sessions/refresh", "", body, "Idempotency-Key", "rot-1")
+	if r.status != 200 || r.body["refresh_token"] != newRefresh || r.header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("retried rotation: %d %s", r.status, r.raw)
 	}
-	// ...but an old refresh token presented later is theft: the session dies.
-	e.clock.Advance(2 * time.Minute)
-	r = e.do("POST", "/v1/sessions/refresh", "", `{"refresh_token":"`+oldRefresh+`"}`)
+	// ...but the old refresh token presented otherwise is a copy: the
+	// session dies, for the thief and the owner alike.
+	r = e.do("POST", "/v1/sessions/refresh", "", body)
 	if r.status != 401 || r.errCode() != "session_revoked" {
 		t.Fatalf("reused refresh token: %d %s", r.status, r.raw)
 	}
@@ -483,6 +485,27 @@ func TestLoginRateLimit(t *testing.T) {
 	r = e.do("POST", "/v1/sessions", "", `{"login":"`+login+`","password":"`+goodPassword+`"}`)
 	if r.status != 201 {
 		t.Fatalf("after waiting: %d %s", r.status, r.raw)
+	}
+	// Concurrent wrong passwords cannot all slip past the account's budget.
+	_, victim := e.user("Victim")
+	var limited atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 12; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("POST", e.url+"/v1/sessions", strings.NewReader(`{"login":"`+victim+`","password":"not-the-password"}`))
+			if res, err := http.DefaultClient.Do(req); err == nil {
+				if res.StatusCode == 429 {
+					limited.Add(1)
+				}
+				res.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if limited.Load() < 7 {
+		t.Fatalf("12 concurrent wrong passwords: only %d limited, want at least 7", limited.Load())
 	}
 	// Per client address: many accounts from one address are limited too.
 	for i := 0; i < 40; i++ {

@@ -193,6 +193,19 @@ func (s *Server) chatRoutes() []route {
 				}
 				return ch.Delivered(c.ctx(), w, c.user.UserID, conv, seq)
 			})},
+		{method: "GET", pattern: "/v1/events", feature: "events", auth: true, long: true, handle: s.events},
+		{method: "POST", pattern: "/v1/conversations/{id}/typing", feature: "chat", auth: true, handle: func(c *call) error {
+			conv := c.r.PathValue("id")
+			if _, err := ch.State().Conversation(conv, c.user.UserID); err != nil {
+				return err
+			}
+			if s.cfg.Typing != nil {
+				s.cfg.Typing(conv, c.user.UserID)
+			}
+			c.w.WriteHeader(http.StatusNoContent)
+			c.wrote, c.status = true, http.StatusNoContent
+			return nil
+		}},
 		{method: "GET", pattern: "/v1/sync", feature: "chat", auth: true, handle: func(c *call) error {
 			cursor, err := uintParam(c, "cursor", 0)
 			if err != nil {

@@ -80,12 +80,12 @@ func TestDirectConversationAndMessages(t *testing.T) {
 	wantCode(t, err, "message_not_found")
 	// Bad input.
 	for body, field := range map[string]string{
-		`{"id":"","text":"x"}`:                                 "id",
-		`{"id":"has space","text":"x"}`:                        "id",
-		`{"id":"x1","text":"   "}`:                             "text",
+		`{"id":"","text":"x"}`:                                   "id",
+		`{"id":"has space","text":"x"}`:                          "id",
+		`{"id":"x1","text":"   "}`:                               "text",
 		`{"id":"x2","text":"` + strings.Repeat("가", 4097) + `"}`: "text",
-		`{"id":"x3","text":"ok","reply_to":999}`:               "reply_to",
-		`{"id":"x4","text":"ok","extra":1}`:                    "extra",
+		`{"id":"x3","text":"ok","reply_to":999}`:                 "reply_to",
+		`{"id":"x4","text":"ok","extra":1}`:                      "extra",
 	} {
 		r := e.do("POST", "/v1/conversations/"+conv.ConversationID+"/messages", a.AccessToken(), body)
 		if r.status != 400 || r.errField() != field {

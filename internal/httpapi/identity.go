@@ -111,7 +111,7 @@ func (s *Server) identityRoutes() []route {
 		}},
 		{method: "GET", pattern: "/v1/users/lookup", feature: "identity", auth: true, handle: func(c *call) error {
 			q := c.r.URL.Query()
-			u, err := id.Lookup(q.Get("phone"), q.Get("email"))
+			u, err := id.Lookup(c.user.UserID, q.Get("phone"), q.Get("email"))
 			if err != nil {
 				return err
 			}

@@ -9,7 +9,10 @@ package httpapi
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,6 +69,14 @@ type Config struct {
 	Machines map[string]*cmdlog.Machine
 	Ready    func(ctx context.Context) Readiness
 	OpenAPI  []byte
+	// Typing broadcasts a typing indicator to every node (nil: this node only).
+	Typing func(convID, user string)
+	// WSOrigins are the browser origins allowed to open the event stream
+	// besides the API's own host.
+	WSOrigins []string
+	// FingerprintKey keys the request fingerprints of idempotency keys; it
+	// must be the same on every node.
+	FingerprintKey []byte
 	// OpsToken, when set, is the bearer token /metrics and the detail of
 	// /readyz require; without it only loopback callers get them.
 	OpsToken string
@@ -85,12 +96,20 @@ type Server struct {
 	routes  []route
 	metrics *metrics
 	gates   map[string]chan struct{}
+	hub     *Hub
+	// closing ends every long-lived stream when the node shuts down.
+	closing context.Context
+	close   context.CancelFunc
 }
+
+// Close ends the event streams; http.Server.Shutdown does not see them.
+func (s *Server) Close() { s.close() }
 
 type route struct {
 	method, pattern string
 	feature         string // admission-control bulkhead and metrics label
 	auth            bool
+	long            bool // a long-lived stream: outside admission control; token also in ?access_token
 	maxBody         int64
 	handle          func(c *call) error
 }
@@ -109,7 +128,8 @@ func New(cfg Config) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "http"), mux: http.NewServeMux(), gates: map[string]chan struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "http"), mux: http.NewServeMux(), gates: map[string]chan struct{}{}, hub: NewHub()}
+	s.closing, s.close = context.WithCancel(context.Background())
 	s.metrics = newMetrics(cfg.Registry, cfg.Machines)
 	s.routes = append(s.routes, s.opsRoutes()...)
 	s.routes = append(s.routes, s.identityRoutes()...)
@@ -195,14 +215,6 @@ func (s *Server) wrap(rt route) http.Handler {
 			}
 			s.metrics.observe(rt, c.status, time.Since(start))
 		}()
-		gate := s.gates[rt.feature]
-		select {
-		case gate <- struct{}{}:
-			defer func() { <-gate }()
-		default:
-			c.fail(&apperr.Error{Code: apperr.Overloaded, Message: rt.feature + " is overloaded; retry shortly", RetryAfter: 1})
-			return
-		}
 		if err := c.run(); err != nil {
 			c.fail(err)
 		}
@@ -237,11 +249,13 @@ func (c *call) run() error {
 		}
 		c.body = b
 	}
-	if err := c.waitPosition(); err != nil {
-		return err
-	}
 	if c.rt.auth {
 		tok, ok := strings.CutPrefix(c.r.Header.Get("Authorization"), "Bearer ")
+		if !ok && c.rt.long {
+			// Browsers cannot set headers on a WebSocket.
+			tok = c.r.URL.Query().Get("access_token")
+			ok = tok != ""
+		}
 		if !ok || tok == "" {
 			c.w.Header().Set("WWW-Authenticate", `Bearer realm="superapp"`)
 			return apperr.New(apperr.Unauthenticated, "Authorization: Bearer <access token> is required")
@@ -252,6 +266,20 @@ func (c *call) run() error {
 			return err
 		}
 		c.user = p
+	}
+	if err := c.waitPosition(); err != nil {
+		return err
+	}
+	// The feature's slots are taken only now: reading a slow body,
+	// checking a token or waiting for a position holds none.
+	if !c.rt.long {
+		gate := c.s.gates[c.rt.feature]
+		select {
+		case gate <- struct{}{}:
+			defer func() { <-gate }()
+		default:
+			return &apperr.Error{Code: apperr.Overloaded, Message: c.rt.feature + " is overloaded; retry shortly", RetryAfter: 1}
+		}
 	}
 	return c.rt.handle(c)
 }
@@ -307,8 +335,18 @@ func (c *call) write() (cmdlog.Write, error) {
 	}
 	return cmdlog.Write{
 		ID:   scope + "/" + key,
-		Hash: cmdlog.Fingerprint(c.r.Method, c.r.URL.Path, string(c.body)),
+		Hash: c.s.fingerprint(c.r.Method, c.r.URL.Path, c.user.SessionID, string(c.body)),
 	}, nil
+}
+
+// fingerprint identifies a request for idempotency. It is keyed: the body
+// may hold a password, and the fingerprint is kept in the log forever.
+func (s *Server) fingerprint(parts ...string) string {
+	m := hmac.New(sha256.New, s.cfg.FingerprintKey)
+	for _, p := range parts {
+		fmt.Fprintf(m, "%d:%s", len(p), p)
+	}
+	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
 // written answers a write with its position token.

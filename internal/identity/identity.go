@@ -111,10 +111,6 @@ type sessionGrant struct {
 	Pos       uint64 `json:"pos"`
 }
 
-// refreshGrace is how long the previous refresh token keeps answering with
-// the current one, so a client that lost the response can retry.
-const refreshGrace = time.Minute
-
 func loginKey(kind, v string) string { return kind + ":" + v }
 
 // Apply applies one IDENTITY command. It is deterministic.
@@ -190,12 +186,13 @@ func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 		if ss.RevokedAt != nil {
 			return nil, apperr.New(apperr.SessionRevoked, "the session was revoked")
 		}
+		// A client that lost the answer retries with the same idempotency
+		// key and gets the original outcome before this runs; any other
+		// use of an old generation is a copy of the token.
 		switch {
 		case c.Gen == ss.Gen:
 			ss.Gen++
 			ss.RefreshedAt = e.At
-		case c.Gen+1 == ss.Gen && e.At.Sub(ss.RefreshedAt) < refreshGrace:
-			// A retry of the rotation that just happened: same answer.
 		default:
 			// An old refresh token came back: it was stolen or copied.
 			// Revoke the whole session, as OAuth 2.0 security BCP advises.

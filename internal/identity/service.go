@@ -43,6 +43,7 @@ type Service struct {
 	loginAddr    *Throttle
 	loginAccount *Throttle
 	signupAddr   *Throttle
+	lookups      *Throttle
 }
 
 // New returns a service; the node must feed Machine() the IDENTITY stream.
@@ -69,6 +70,7 @@ func New(cfg Config) *Service {
 		loginAddr:    NewThrottle(2*time.Second, 30, cfg.Now),
 		loginAccount: NewThrottle(time.Minute, 5, cfg.Now),
 		signupAddr:   NewThrottle(30*time.Second, 20, cfg.Now),
+		lookups:      NewThrottle(2*time.Second, 30, cfg.Now),
 	}
 }
 
@@ -154,9 +156,6 @@ func (s *Service) SignUp(ctx context.Context, w cmdlog.Write, in SignUp, addr st
 		return User{}, cmdlog.Result{}, aerr
 	}
 	c.Name = name
-	if aerr := checkPassword(in.Password, in.Name, c.Email, c.Phone); aerr != nil {
-		return User{}, cmdlog.Result{}, aerr
-	}
 	if _, replay := s.machine.Outcome(w.ID); replay && w.ID != "" {
 		// A replay: answer without spending a hash or the rate budget.
 		return s.submitAccount(ctx, w, c)
@@ -165,8 +164,16 @@ func (s *Service) SignUp(ctx context.Context, w cmdlog.Write, in SignUp, addr st
 		return User{}, cmdlog.Result{}, rateLimited(wait, "too many sign-ups from this address")
 	}
 	var err error
-	if herr := s.hash(ctx, func() { c.PasswordHash, err = hashPassword(in.Password) }); herr != nil {
+	var weak *apperr.Error
+	if herr := s.hash(ctx, func() {
+		if weak = checkPassword(in.Password, in.Name, c.Email, c.Phone); weak == nil {
+			c.PasswordHash, err = hashPassword(in.Password)
+		}
+	}); herr != nil {
 		return User{}, cmdlog.Result{}, herr
+	}
+	if weak != nil {
+		return User{}, cmdlog.Result{}, weak
 	}
 	if err != nil {
 		return User{}, cmdlog.Result{}, err
@@ -233,7 +240,8 @@ func (s *Service) Login(ctx context.Context, w cmdlog.Write, in Login, addr stri
 	if ok, wait := s.loginAddr.Allow(addr); !ok {
 		return Tokens{}, cmdlog.Result{}, rateLimited(wait, "too many login attempts from this address")
 	}
-	if wait := s.loginAccount.Wait(key); wait > 0 {
+	refund, wait := s.loginAccount.Reserve(key)
+	if refund == nil {
 		return Tokens{}, cmdlog.Result{}, rateLimited(wait, "too many failed logins for this account")
 	}
 	u, hash, found := s.state.userByLogin(key)
@@ -250,9 +258,9 @@ func (s *Service) Login(ctx context.Context, w cmdlog.Write, in Login, addr stri
 		return Tokens{}, cmdlog.Result{}, fmt.Errorf("verify password of %s: %w", u.ID, verr)
 	}
 	if !found || !match {
-		s.loginAccount.Take(key)
 		return Tokens{}, cmdlog.Result{}, apperr.New(apperr.BadCredentials, "wrong login or password")
 	}
+	refund() // only failures count against the account
 	if device == "" {
 		device = "unnamed device"
 	}
@@ -350,6 +358,13 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 
 // RevokeSession ends one of the actor's sessions. Errors: not_found.
 func (s *Service) RevokeSession(ctx context.Context, w cmdlog.Write, actor, sessionID string) (Session, cmdlog.Result, error) {
+	// Sessions are only made by this log, so one this node does not know
+	// of, for this user, is not theirs: answer without a write.
+	if ss, ok := s.state.session(sessionID); !ok || ss.UserID != actor {
+		if _, replay := s.machine.Outcome(w.ID); !replay {
+			return Session{}, cmdlog.Result{}, apperr.New(apperr.NotFound, "no such session")
+		}
+	}
 	res, err := s.sub.Submit(ctx, w, kindRevokeSession, actor, revokeSession{SessionID: sessionID})
 	if err != nil {
 		return Session{}, res, err
@@ -396,8 +411,12 @@ func (s *Service) UpdateProfile(ctx context.Context, w cmdlog.Write, actor strin
 }
 
 // Lookup finds a user by exact phone or email; exactly one must be given.
-// Errors: invalid_field, user_not_found.
-func (s *Service) Lookup(phone, email string) (User, error) {
+// Each user may look up a few a minute, so the directory cannot be
+// enumerated. Errors: invalid_field, user_not_found, rate_limited.
+func (s *Service) Lookup(actor, phone, email string) (User, error) {
+	if ok, wait := s.lookups.Allow(actor); !ok {
+		return User{}, rateLimited(wait, "too many lookups")
+	}
 	var key string
 	switch {
 	case phone != "" && email == "":

@@ -56,12 +56,26 @@ func (t *Throttle) Wait(key string) time.Duration {
 	return time.Duration(math.Ceil((1 - tokens) * float64(t.every)))
 }
 
-// Take spends one event of key's budget.
-func (t *Throttle) Take(key string) {
+// Reserve spends one event of key's budget now, if there is one, and
+// returns a function that gives it back (for an attempt that turned out
+// not to count, like a login with the right password); otherwise it
+// reports how long to wait. Spending before the slow work it guards means
+// concurrent attempts cannot all pass one check.
+func (t *Throttle) Reserve(key string) (refund func(), wait time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	t.bucket(key, now).AllowN(now, 1)
+	l := t.bucket(key, now)
+	r := l.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return nil, d
+	}
+	return func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		r.CancelAt(t.now())
+	}, 0
 }
 
 // Allow spends one event if the budget has one and reports how long to wait

@@ -6,8 +6,11 @@ package node
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -113,12 +116,32 @@ func New(cfg Config) (*Node, error) {
 	for _, m := range n.machines {
 		byName[m.Name()] = m
 	}
+	fpKey, err := hkdf.Key(sha256.New, []byte(ec.ClusterSecret), nil, "superapp idempotency fingerprint v1", 32)
+	if err != nil {
+		eng.Close()
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.api = httpapi.New(httpapi.Config{
 		DC: ec.DC, Identity: n.identity, Social: n.social, Chat: n.chat, Machines: byName,
-		Ready: n.Ready, OpenAPI: api.OpenAPI, OpsToken: cfg.OpsToken, Logger: cfg.Logger, Registry: reg,
+		Typing: func(conv, user string) {
+			b, _ := json.Marshal(typing{ConversationID: conv, UserID: user})
+			n.eng.Broadcast(typingSubject, b)
+		},
+		FingerprintKey: fpKey,
+		Ready:          n.Ready, OpenAPI: api.OpenAPI, OpsToken: cfg.OpsToken, Logger: cfg.Logger, Registry: reg,
 	})
+	n.chat.State().Notify(n.api.Hub().Notify)
+	if err := eng.Listen(typingSubject, func(data []byte) {
+		var t typing
+		if json.Unmarshal(data, &t) == nil {
+			n.api.DeliverTyping(t.ConversationID, t.UserID)
+		}
+	}); err != nil {
+		eng.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		eng.Close()
@@ -128,10 +151,20 @@ func New(cfg Config) (*Node, error) {
 	n.httpSrv = &http.Server{
 		Handler:           n.api,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second, // a hijacked WebSocket has its deadlines cleared
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	return n, nil
+}
+
+// typingSubject carries typing indicators between nodes: ephemeral, never
+// stored.
+const typingSubject = "superapp.ephemeral.typing"
+
+type typing struct {
+	ConversationID string `json:"conversation_id"`
+	UserID         string `json:"user_id"`
 }
 
 // localSecret is the secret of a node that runs alone with NATS kept
@@ -195,8 +228,14 @@ func (n *Node) start(ctx context.Context) error {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			if err := n.eng.Follow(ctx, m); err != nil && ctx.Err() == nil {
-				n.log.Error("follow stopped", "stream", m.Name(), "err", err)
+			for ctx.Err() == nil {
+				if err := n.eng.Follow(ctx, m); err != nil && ctx.Err() == nil {
+					n.log.Error("follow stopped; restarting", "stream", m.Name(), "err", err)
+					select {
+					case <-ctx.Done():
+					case <-time.After(time.Second):
+					}
+				}
 			}
 		}()
 	}
@@ -254,6 +293,7 @@ func (n *Node) ReadModels() []httpapi.ReadModel {
 func (n *Node) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	n.api.Close()
 	_ = n.httpSrv.Shutdown(ctx)
 	n.eng.Close()
 	n.wg.Wait()

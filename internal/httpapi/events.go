@@ -1,0 +1,295 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"superapp/internal/chat"
+)
+
+// The event stream (GET /v1/events, a WebSocket) pushes a user's events to
+// each of their online devices. Every node applies every CHAT entry, so
+// each node pushes to the devices connected to it: delivery across DCs
+// needs no extra hop. A device resumes from the cursor of the last event
+// it saw: the node first replays the feed after it, then goes live, never
+// skipping or repeating a cursor.
+
+const (
+	// eventQueue is how many cursors a slow device may fall behind before
+	// the node drops it; it reconnects and resumes from its cursor.
+	eventQueue   = 256
+	pingInterval = 30 * time.Second
+	writeTimeout = 10 * time.Second
+)
+
+// Hub routes applied events to the connected devices of their users.
+type Hub struct {
+	mu    sync.RWMutex
+	conns map[string]map[*eventConn]struct{}
+}
+
+// NewHub returns an empty hub.
+func NewHub() *Hub { return &Hub{conns: map[string]map[*eventConn]struct{}{}} }
+
+// Notify is told of the events of each applied CHAT entry (chat.State.Notify).
+func (h *Hub) Notify(ds []chat.Delivery) {
+	byUser := map[string][]*chat.Event{}
+	for _, d := range ds {
+		for _, u := range d.Users {
+			byUser[u] = append(byUser[u], d.Event)
+		}
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for u, evs := range byUser {
+		for c := range h.conns[u] {
+			c.push(evs[0].Cursor, evs)
+		}
+	}
+}
+
+// Typing tells the online members of a conversation that user is typing.
+func (h *Hub) Typing(users []string, ev *chat.Event) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, u := range users {
+		if u == ev.UserID {
+			continue
+		}
+		for c := range h.conns[u] {
+			c.pushEphemeral(ev)
+		}
+	}
+}
+
+// Connections counts the connected devices.
+func (h *Hub) Connections() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	n := 0
+	for _, cs := range h.conns {
+		n += len(cs)
+	}
+	return n
+}
+
+func (h *Hub) add(c *eventConn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conns[c.user] == nil {
+		h.conns[c.user] = map[*eventConn]struct{}{}
+	}
+	h.conns[c.user][c] = struct{}{}
+}
+
+func (h *Hub) remove(c *eventConn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.conns[c.user], c)
+	if len(h.conns[c.user]) == 0 {
+		delete(h.conns, c.user)
+	}
+}
+
+// eventConn is one connected device.
+type eventConn struct {
+	user string
+	out  chan []*chat.Event
+	drop context.CancelFunc
+
+	mu   sync.Mutex
+	live bool
+	sent uint64
+	held [][]*chat.Event // live events that came while replaying
+}
+
+func (c *eventConn) push(cursor uint64, evs []*chat.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.live {
+		c.held = append(c.held, evs)
+		return
+	}
+	c.send(cursor, evs)
+}
+
+// send queues one cursor's events; the caller holds c.mu.
+func (c *eventConn) send(cursor uint64, evs []*chat.Event) {
+	if cursor <= c.sent {
+		return
+	}
+	select {
+	case c.out <- evs:
+		c.sent = cursor
+	default:
+		c.drop() // too slow: it will resume from its cursor
+	}
+}
+
+func (c *eventConn) pushEphemeral(ev *chat.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.live {
+		select {
+		case c.out <- []*chat.Event{ev}:
+		default: // typing is best effort
+		}
+	}
+}
+
+// goLive sends what was held while replaying and switches to live pushes.
+func (c *eventConn) goLive() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, evs := range c.held {
+		c.send(evs[0].Cursor, evs)
+	}
+	c.held, c.live = nil, true
+}
+
+// frame is what the event stream sends: the events of one cursor together,
+// so a device that saw a frame saw all of its cursor; or an ephemeral
+// typing indicator (no cursor).
+type frame struct {
+	Type           string        `json:"type"` // "events" or "typing"
+	Cursor         uint64        `json:"cursor,omitempty"`
+	Events         []*chat.Event `json:"events,omitempty"`
+	ConversationID string        `json:"conversation_id,omitempty"`
+	UserID         string        `json:"user_id,omitempty"`
+}
+
+func frameOf(evs []*chat.Event) frame {
+	if len(evs) == 1 && evs[0].Type == chat.EvTyping {
+		return frame{Type: chat.EvTyping, ConversationID: evs[0].ConversationID, UserID: evs[0].UserID}
+	}
+	return frame{Type: "events", Cursor: evs[0].Cursor, Events: evs}
+}
+
+// typingFrame is what a device sends while its user types.
+type typingFrame struct {
+	Type           string `json:"type"`
+	ConversationID string `json:"conversation_id"`
+}
+
+func (s *Server) events(c *call) error {
+	cursor, err := uintParam(c, "cursor", 0)
+	if err != nil {
+		return err
+	}
+	ws, err := websocket.Accept(c.w, c.r, &websocket.AcceptOptions{OriginPatterns: s.cfg.WSOrigins})
+	if err != nil {
+		c.wrote, c.status = true, http.StatusBadRequest // Accept answered
+		return nil
+	}
+	c.wrote, c.status = true, http.StatusSwitchingProtocols
+	ws.SetReadLimit(4 << 10)
+	ctx, cancel := context.WithCancel(s.closing)
+	defer cancel()
+	ec := &eventConn{user: c.user.UserID, out: make(chan []*chat.Event, eventQueue), drop: cancel, sent: cursor}
+	s.hub.add(ec)
+	defer s.hub.remove(ec)
+
+	go s.readFrames(ctx, cancel, ws, c.user.UserID)
+	defer ws.CloseNow()
+	if err := s.replay(ctx, ws, ec, cursor); err != nil {
+		return nil
+	}
+	ping := time.NewTicker(pingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if s.closing.Err() != nil {
+				ws.CloseNow() // shutting down: no handshake to wait for
+			} else {
+				ws.Close(websocket.StatusTryAgainLater, "resume from your cursor")
+			}
+			return nil
+		case evs := <-ec.out:
+			if err := writeJSON(ctx, ws, frameOf(evs)); err != nil {
+				return nil
+			}
+		case <-ping.C:
+			pctx, pcancel := context.WithTimeout(ctx, writeTimeout)
+			err := ws.Ping(pctx)
+			pcancel()
+			if err != nil {
+				return nil
+			}
+		}
+	}
+}
+
+// replay sends the feed after cursor, then the events held meanwhile.
+func (s *Server) replay(ctx context.Context, ws *websocket.Conn, ec *eventConn, cursor uint64) error {
+	for {
+		evs, next, more := s.cfg.Chat.State().Sync(ec.user, cursor, maxSyncPage)
+		for len(evs) > 0 {
+			n := 1
+			for n < len(evs) && evs[n].Cursor == evs[0].Cursor {
+				n++
+			}
+			if err := writeJSON(ctx, ws, frameOf(evs[:n])); err != nil {
+				return err
+			}
+			evs = evs[n:]
+		}
+		ec.mu.Lock()
+		ec.sent = max(ec.sent, next)
+		ec.mu.Unlock()
+		cursor = next
+		if !more {
+			break
+		}
+	}
+	ec.goLive()
+	return writeJSON(ctx, ws, map[string]any{"type": "sync.done", "cursor": cursor})
+}
+
+func writeJSON(ctx context.Context, ws *websocket.Conn, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	return ws.Write(wctx, websocket.MessageText, b)
+}
+
+// readFrames reads what the device sends (typing) until it goes away.
+func (s *Server) readFrames(ctx context.Context, cancel context.CancelFunc, ws *websocket.Conn, user string) {
+	defer cancel()
+	for {
+		_, b, err := ws.Read(ctx)
+		if err != nil {
+			return
+		}
+		var f typingFrame
+		if json.Unmarshal(b, &f) != nil || f.Type != chat.EvTyping {
+			continue
+		}
+		if s.cfg.Chat.State().IsMember(f.ConversationID, user) && s.cfg.Typing != nil {
+			s.cfg.Typing(f.ConversationID, user)
+		}
+	}
+}
+
+// DeliverTyping pushes a typing indicator, from any node, to this node's
+// devices of the conversation's members.
+func (s *Server) DeliverTyping(convID, user string) {
+	members := s.cfg.Chat.State().Members(convID)
+	if members == nil {
+		return
+	}
+	s.hub.Typing(members, &chat.Event{Type: chat.EvTyping, ConversationID: convID, UserID: user, At: time.Now().UTC()})
+}
+
+// Hub is the gateway's event hub, for the node to wire to chat.
+func (s *Server) Hub() *Hub { return s.hub }
+
+
