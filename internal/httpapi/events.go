@@ -291,5 +291,3 @@ func (s *Server) DeliverTyping(convID, user string) {
 
 // Hub is the gateway's event hub, for the node to wire to chat.
 func (s *Server) Hub() *Hub { return s.hub }
-
-
