@@ -33,16 +33,17 @@ type Member struct {
 
 // Message is a chat message.
 type Message struct {
-	ConversationID string     `json:"conversation_id"`
-	ID             string     `json:"id"`
-	Seq            uint64     `json:"seq"`
-	Sender         string     `json:"sender"`
-	Kind           string     `json:"kind"`
-	Text           string     `json:"text"`
-	ReplyTo        uint64     `json:"reply_to,omitempty"`
-	System         *System    `json:"system,omitempty"`
-	SentAt         time.Time  `json:"sent_at"`
-	DeletedAt      *time.Time `json:"deleted_at,omitempty"`
+	ConversationID string      `json:"conversation_id"`
+	ID             string      `json:"id"`
+	Seq            uint64      `json:"seq"`
+	Sender         string      `json:"sender"`
+	Kind           string      `json:"kind"`
+	Text           string      `json:"text"`
+	ReplyTo        uint64      `json:"reply_to,omitempty"`
+	Attachment     *Attachment `json:"attachment,omitempty"`
+	System         *System     `json:"system,omitempty"`
+	SentAt         time.Time   `json:"sent_at"`
+	DeletedAt      *time.Time  `json:"deleted_at,omitempty"`
 }
 
 // System is what a system message reports.
@@ -207,4 +208,37 @@ func (c *Client) Sync(ctx context.Context, cursor uint64, limit int) ([]Event, u
 	}
 	err := c.Do(ctx, Request{Method: http.MethodGet, Path: path}, &out)
 	return out.Events, out.Cursor, out.More, err
+}
+
+// Attachment is an uploaded file or image.
+type Attachment struct {
+	ID          string `json:"attachment_id"`
+	Name        string `json:"name"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"`
+}
+
+// Upload stores an attachment in a conversation; send it with
+// SendAttachment.
+func (c *Client) Upload(ctx context.Context, convID, name, contentType string, data []byte) (Attachment, error) {
+	var a Attachment
+	err := c.Do(ctx, Request{Method: http.MethodPost, Path: convPath(convID, "attachments") + "?name=" + url.QueryEscape(name),
+		Raw: data, ContentType: contentType}, &a)
+	return a, err
+}
+
+// SendAttachment sends a message carrying an uploaded attachment.
+func (c *Client) SendAttachment(ctx context.Context, convID, id, text, attachmentID string) (Message, error) {
+	var m Message
+	err := c.Do(ctx, Request{Method: http.MethodPost, Path: convPath(convID, "messages"),
+		Body: map[string]any{"id": id, "text": text, "attachment_id": attachmentID}}, &m)
+	return m, err
+}
+
+// Download returns an attachment's bytes.
+func (c *Client) Download(ctx context.Context, convID, attachmentID string) ([]byte, error) {
+	var b []byte
+	err := c.Do(ctx, Request{Method: http.MethodGet, Path: convPath(convID, "attachments", url.PathEscape(attachmentID))}, &b)
+	return b, err
 }

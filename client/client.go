@@ -114,6 +114,9 @@ type Request struct {
 	IdempotencyKey string
 	// NoAuth leaves the Authorization header out.
 	NoAuth bool
+	// Raw, if set, is sent as the body instead of Body, as ContentType.
+	Raw         []byte
+	ContentType string
 }
 
 // NewKey returns a random idempotency key.
@@ -131,8 +134,8 @@ func retryable(status int) bool {
 // over between endpoints on network errors and 502/503/504 until ctx ends,
 // reusing the same idempotency key, and returns *Error for other non-2xx.
 func (c *Client) Do(ctx context.Context, req Request, out any) error {
-	var body []byte
-	if req.Body != nil {
+	body := req.Raw
+	if req.Raw == nil && req.Body != nil {
 		var err error
 		if body, err = json.Marshal(req.Body); err != nil {
 			return fmt.Errorf("encode %s %s: %w", req.Method, req.Path, err)
@@ -186,7 +189,10 @@ func (c *Client) try(ctx context.Context, base string, req Request, body []byte,
 	if err != nil {
 		return 0, err
 	}
-	if body != nil {
+	switch {
+	case req.Raw != nil:
+		hr.Header.Set("Content-Type", req.ContentType)
+	case body != nil:
 		hr.Header.Set("Content-Type", "application/json")
 	}
 	if req.IdempotencyKey != "" {
@@ -219,6 +225,10 @@ func (c *Client) try(ctx context.Context, base string, req Request, body []byte,
 		}
 		eb.Error.Status = resp.StatusCode
 		return resp.StatusCode, &eb.Error
+	}
+	if b, ok := out.(*[]byte); ok {
+		*b = raw // the caller wants the bytes as they are
+		return resp.StatusCode, nil
 	}
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {

@@ -21,6 +21,7 @@ const (
 	kindDelete    = "message.delete"
 	kindRead      = "receipt.read"
 	kindDelivered = "receipt.delivered"
+	kindAttach    = "attachment.add"
 )
 
 type createConv struct {
@@ -43,6 +44,7 @@ type sendCmd struct {
 	ID             string `json:"id"`
 	Text           string `json:"text"`
 	ReplyTo        uint64 `json:"reply_to,omitempty"`
+	AttachmentID   string `json:"attachment_id,omitempty"`
 }
 
 type seqCmd struct {
@@ -104,6 +106,12 @@ func (s *State) apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 			return nil, err
 		}
 		return s.deleteMessage(seq, e, c)
+	case kindAttach:
+		var c attachCmd
+		if err := decode(e, &c); err != nil {
+			return nil, err
+		}
+		return s.attach(e, c)
 	case kindAdd, kindRemove, kindRename, kindRole:
 		var c membersCmd
 		if err := decode(e, &c); err != nil {
@@ -192,8 +200,17 @@ func (s *State) send(seq uint64, e *cmdlog.Envelope, c sendCmd) (any, *apperr.Er
 			return nil, &apperr.Error{Code: apperr.Invalid, Field: "reply_to", Message: "no such message to reply to"}
 		}
 	}
+	var att *Attachment
+	if c.AttachmentID != "" {
+		a := conv.attachments[c.AttachmentID]
+		if a == nil || a.Uploader != e.Actor {
+			return nil, &apperr.Error{Code: apperr.Invalid, Field: "attachment_id", Message: "upload the attachment to this conversation first"}
+		}
+		cp := *a
+		att = &cp
+	}
 	m := &Message{ConversationID: conv.ID, ID: c.ID, Seq: conv.lastSeq() + 1, Sender: e.Actor, Kind: KindText,
-		Text: c.Text, ReplyTo: c.ReplyTo, SentAt: e.At}
+		Text: c.Text, ReplyTo: c.ReplyTo, Attachment: att, SentAt: e.At}
 	conv.messages = append(conv.messages, m)
 	conv.byClient[key] = m.Seq
 	conv.UpdatedAt = e.At

@@ -40,16 +40,17 @@ const (
 
 // Message is one message of a conversation.
 type Message struct {
-	ConversationID string     `json:"conversation_id"`
-	ID             string     `json:"id"` // the sender's client id
-	Seq            uint64     `json:"seq"`
-	Sender         string     `json:"sender"`
-	Kind           string     `json:"kind"`
-	Text           string     `json:"text"`
-	ReplyTo        uint64     `json:"reply_to,omitempty"`
-	System         *System    `json:"system,omitempty"`
-	SentAt         time.Time  `json:"sent_at"`
-	DeletedAt      *time.Time `json:"deleted_at,omitempty"`
+	ConversationID string      `json:"conversation_id"`
+	ID             string      `json:"id"` // the sender's client id
+	Seq            uint64      `json:"seq"`
+	Sender         string      `json:"sender"`
+	Kind           string      `json:"kind"`
+	Text           string      `json:"text"`
+	ReplyTo        uint64      `json:"reply_to,omitempty"`
+	Attachment     *Attachment `json:"attachment,omitempty"`
+	System         *System     `json:"system,omitempty"`
+	SentAt         time.Time   `json:"sent_at"`
+	DeletedAt      *time.Time  `json:"deleted_at,omitempty"`
 }
 
 // System describes a system message: a join, leave, removal or rename.
@@ -83,6 +84,8 @@ type Conversation struct {
 	order     []string // member ids in join order
 	messages  []*Message
 	byClient  map[string]uint64 // sender/client id -> seq
+	// attachments registered for the conversation, by id
+	attachments map[string]*Attachment
 }
 
 func (c *Conversation) lastSeq() uint64 { return uint64(len(c.messages)) }

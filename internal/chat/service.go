@@ -25,7 +25,9 @@ type Config struct {
 	UserExists func(userID string) bool
 	// Blocked tells whether either user blocked the other (from social).
 	Blocked func(a, b string) bool
-	Logger  *slog.Logger
+	// Blobs stores attachments (nil: no attachments).
+	Blobs  Blobs
+	Logger *slog.Logger
 }
 
 // Service is chat's use cases.
@@ -35,6 +37,7 @@ type Service struct {
 	sub     *cmdlog.Submitter
 	exists  func(string) bool
 	blocked func(a, b string) bool
+	blobs   Blobs
 }
 
 // New returns a service; the node must feed Machine() the CHAT stream.
@@ -53,6 +56,7 @@ func New(cfg Config) *Service {
 		sub:     &cmdlog.Submitter{Log: cfg.Log, Machine: m, Subject: "chat", Now: cfg.Now},
 		exists:  cfg.UserExists,
 		blocked: cfg.Blocked,
+		blobs:   cfg.Blobs,
 	}
 }
 
@@ -166,9 +170,10 @@ func cleanTitle(t string) (string, *apperr.Error) {
 
 // SendInput is the input of Send.
 type SendInput struct {
-	ID      string `json:"id"`
-	Text    string `json:"text"`
-	ReplyTo uint64 `json:"reply_to,omitempty"`
+	ID           string `json:"id"`
+	Text         string `json:"text"`
+	ReplyTo      uint64 `json:"reply_to,omitempty"`
+	AttachmentID string `json:"attachment_id,omitempty"`
 }
 
 var clientIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
@@ -181,8 +186,10 @@ func (s *Service) Send(ctx context.Context, actor, convID string, in SendInput) 
 	if !clientIDRE.MatchString(in.ID) {
 		return fail(apperr.Field("id", "id must be 1-64 characters of letters, digits and . _ : -"))
 	}
-	if err := checkText(in.Text); err != nil {
-		return fail(err)
+	if in.AttachmentID == "" || in.Text != "" {
+		if err := checkText(in.Text); err != nil {
+			return fail(err)
+		}
 	}
 	if err := s.precheck(convID, actor); err != nil {
 		return fail(err)
@@ -193,7 +200,7 @@ func (s *Service) Send(ctx context.Context, actor, convID string, in SendInput) 
 			return fail(apperr.New(apperr.Blocked, "a block stands between you and this user"))
 		}
 	}
-	res, err := s.sub.Submit(ctx, w, kindSend, actor, sendCmd{ConversationID: convID, ID: in.ID, Text: in.Text, ReplyTo: in.ReplyTo})
+	res, err := s.sub.Submit(ctx, w, kindSend, actor, sendCmd{ConversationID: convID, ID: in.ID, Text: in.Text, ReplyTo: in.ReplyTo, AttachmentID: in.AttachmentID})
 	if err != nil {
 		return Message{}, res, err
 	}

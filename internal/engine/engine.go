@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -65,6 +66,7 @@ type Engine struct {
 
 	mu      sync.Mutex
 	streams map[string]jetstream.Stream
+	objects map[string]jetstream.ObjectStore
 }
 
 // Open starts the embedded server (unless NATSURL is set) and connects to it.
@@ -75,7 +77,7 @@ func Open(cfg Config) (*Engine, error) {
 	if cfg.DC == "" {
 		cfg.DC = "dc1"
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "engine"), streams: map[string]jetstream.Stream{}}
+	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "engine"), streams: map[string]jetstream.Stream{}, objects: map[string]jetstream.ObjectStore{}}
 	e.replicas = cfg.Replicas
 	if e.replicas == 0 {
 		e.replicas = 1
@@ -281,7 +283,65 @@ func (e *Engine) EnsureStreams(ctx context.Context) error {
 			}
 		}
 	}
+	for _, spec := range ObjectStores {
+		for attempt := 0; ; attempt++ {
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			o, err := e.js.CreateOrUpdateObjectStore(actx, spec.config(e.replicas))
+			cancel()
+			if err == nil {
+				e.mu.Lock()
+				e.objects[spec.Bucket] = o
+				e.mu.Unlock()
+				break
+			}
+			if attempt%10 == 0 {
+				e.log.Info("waiting to declare object store", "bucket", spec.Bucket, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("declare object store %s: %w", spec.Bucket, err)
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
 	return nil
+}
+
+func (e *Engine) objectStore(ctx context.Context, bucket string) (jetstream.ObjectStore, error) {
+	e.mu.Lock()
+	o, ok := e.objects[bucket]
+	e.mu.Unlock()
+	if ok {
+		return o, nil
+	}
+	o, err := e.js.ObjectStore(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.objects[bucket] = o
+	e.mu.Unlock()
+	return o, nil
+}
+
+// PutObject stores r under name in bucket, replicated like every stream,
+// and returns once every chunk is committed.
+func (e *Engine) PutObject(ctx context.Context, bucket, name, contentType string, r io.Reader) error {
+	o, err := e.objectStore(ctx, bucket)
+	if err != nil {
+		return err
+	}
+	_, err = o.Put(ctx, jetstream.ObjectMeta{Name: name, Headers: nats.Header{"Content-Type": {contentType}}}, r)
+	return err
+}
+
+// GetObject opens the object stored under name in bucket.
+func (e *Engine) GetObject(ctx context.Context, bucket, name string) (io.ReadCloser, error) {
+	o, err := e.objectStore(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	return o.Get(ctx, name)
 }
 
 // Append publishes data to subject and returns its stream sequence once a

@@ -25,6 +25,21 @@ var Streams = []StreamSpec{
 	{Name: "CHAT", Subjects: []string{"chat.>"}, MaxMsgSize: 64 << 10, Duplicates: 2 * time.Minute},
 }
 
+// ObjectStoreSpec declares one object store (a stream underneath).
+type ObjectStoreSpec struct {
+	Bucket   string
+	MaxBytes int64
+}
+
+// ObjectStores is every object store superapp uses.
+var ObjectStores = []ObjectStoreSpec{
+	{Bucket: "ATTACHMENTS", MaxBytes: -1},
+}
+
+func (s ObjectStoreSpec) config(replicas int) jetstream.ObjectStoreConfig {
+	return jetstream.ObjectStoreConfig{Bucket: s.Bucket, Storage: jetstream.FileStorage, Replicas: replicas, MaxBytes: s.MaxBytes}
+}
+
 func (s StreamSpec) config(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        s.Name,

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"io"
+	"mime"
 	"net/http"
 	"strconv"
 
@@ -193,6 +195,37 @@ func (s *Server) chatRoutes() []route {
 				}
 				return ch.Delivered(c.ctx(), w, c.user.UserID, conv, seq)
 			})},
+		{method: "POST", pattern: "/v1/conversations/{id}/attachments", feature: "chat", auth: true, maxBody: chat.MaxAttachment + 1, handle: func(c *call) error {
+			w, err := c.write()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.writeCtx()
+			defer cancel()
+			a, res, err := ch.Upload(ctx, w, c.user.UserID, c.r.PathValue("id"), c.r.URL.Query().Get("name"), c.r.Header.Get("Content-Type"), c.body)
+			if err != nil {
+				return err
+			}
+			return c.written(http.StatusCreated, res, a)
+		}},
+		{method: "GET", pattern: "/v1/conversations/{id}/attachments/{attachment_id}", feature: "chat", auth: true, handle: func(c *call) error {
+			a, rc, err := ch.Open(c.ctx(), c.user.UserID, c.r.PathValue("id"), c.r.PathValue("attachment_id"))
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			h := c.w.Header()
+			h.Set("Content-Type", a.ContentType)
+			h.Set("Content-Length", strconv.FormatInt(a.Size, 10))
+			h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": a.Name}))
+			h.Set("X-Content-Type-Options", "nosniff")
+			h.Set("Cache-Control", "private, max-age=86400")
+			h.Set("ETag", `"`+a.SHA256+`"`)
+			c.w.WriteHeader(http.StatusOK)
+			c.wrote, c.status = true, http.StatusOK
+			_, _ = io.Copy(c.w, rc)
+			return nil
+		}},
 		{method: "GET", pattern: "/v1/events", feature: "events", auth: true, long: true, handle: s.events},
 		{method: "POST", pattern: "/v1/conversations/{id}/typing", feature: "chat", auth: true, handle: func(c *call) error {
 			conv := c.r.PathValue("id")

@@ -244,3 +244,61 @@ func TestGroupLifecycleAndSync(t *testing.T) {
 		t.Fatalf("left group still listed: %+v", convs)
 	}
 }
+
+// pngBytes is a 1x1 PNG.
+var pngBytes = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+
+func TestAttachments(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a, _ := e.user("Uploader")
+	b, _ := e.user("Viewer")
+	x, _ := e.user("Outsider")
+	conv, err := a.CreateConversation(ctx, []string{b.UserID()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	att, err := a.Upload(ctx, conv.ConversationID, "dot.png", "image/png", pngBytes)
+	if err != nil || att.ContentType != "image/png" || att.Size != int64(len(pngBytes)) {
+		t.Fatalf("upload: %v %+v", err, att)
+	}
+	m, err := a.SendAttachment(ctx, conv.ConversationID, "pic-1", "", att.ID)
+	if err != nil || m.Attachment == nil || m.Attachment.ID != att.ID {
+		t.Fatalf("send: %v %+v", err, m)
+	}
+	got, err := b.Download(ctx, conv.ConversationID, att.ID)
+	if err != nil || string(got) != string(pngBytes) {
+		t.Fatalf("download: %v %d bytes", err, len(got))
+	}
+	r := e.do("GET", "/v1/conversations/"+conv.ConversationID+"/attachments/"+att.ID, b.AccessToken(), "")
+	if r.header.Get("Content-Type") != "image/png" || r.header.Get("X-Content-Type-Options") != "nosniff" ||
+		!strings.HasPrefix(r.header.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("download headers: %v", r.header)
+	}
+	// Outsiders can neither download nor upload.
+	_, err = x.Download(ctx, conv.ConversationID, att.ID)
+	wantCode(t, err, "not_member")
+	_, err = x.Upload(ctx, conv.ConversationID, "x.png", "image/png", pngBytes)
+	wantCode(t, err, "not_member")
+	// A member cannot send someone else's upload or an unknown one.
+	_, err = b.SendAttachment(ctx, conv.ConversationID, "steal", "", att.ID)
+	wantCode(t, err, "invalid_field")
+	_, err = a.SendAttachment(ctx, conv.ConversationID, "ghost", "", "anothing")
+	wantCode(t, err, "invalid_field")
+	// Content is checked: HTML is refused, a lie about an image too.
+	_, err = a.Upload(ctx, conv.ConversationID, "x.html", "text/html", []byte("<html><script>alert(1)</script></html>"))
+	wantCode(t, err, "unsupported_media_type")
+	_, err = a.Upload(ctx, conv.ConversationID, "fake.png", "image/png", []byte("just some text, not a picture"))
+	wantCode(t, err, "unsupported_media_type")
+	_, err = a.Upload(ctx, conv.ConversationID, "../etc/passwd", "text/plain", []byte("hello"))
+	wantCode(t, err, "invalid_field")
+	// 10 MB at most.
+	big := make([]byte, 10<<20+1)
+	_, err = a.Upload(ctx, conv.ConversationID, "big.bin", "application/octet-stream", big)
+	wantCode(t, err, "body_too_large")
+	ok := make([]byte, 10<<20)
+	copy(ok, "%PDF-1.4\n")
+	if att, err := a.Upload(ctx, conv.ConversationID, "big.pdf", "application/pdf", ok); err != nil || att.ContentType != "application/pdf" {
+		t.Fatalf("10 MB pdf: %v %+v", err, att)
+	}
+}

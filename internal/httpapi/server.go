@@ -238,17 +238,6 @@ type call struct {
 func (c *call) ctx() context.Context { return c.r.Context() }
 
 func (c *call) run() error {
-	if c.rt.maxBody > 0 {
-		b, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, c.rt.maxBody))
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return apperr.New(apperr.TooLarge, "request body exceeds %d bytes", c.rt.maxBody)
-		}
-		if err != nil {
-			return apperr.New(apperr.Malformed, "cannot read request body")
-		}
-		c.body = b
-	}
 	if c.rt.auth {
 		tok, ok := strings.CutPrefix(c.r.Header.Get("Authorization"), "Bearer ")
 		if !ok && c.rt.long {
@@ -266,6 +255,18 @@ func (c *call) run() error {
 			return err
 		}
 		c.user = p
+	}
+	// Bodies are read only for callers who passed authentication.
+	if c.rt.maxBody > 0 {
+		b, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, c.rt.maxBody))
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return apperr.New(apperr.TooLarge, "request body exceeds %d bytes", c.rt.maxBody)
+		}
+		if err != nil {
+			return apperr.New(apperr.Malformed, "cannot read request body")
+		}
+		c.body = b
 	}
 	if err := c.waitPosition(); err != nil {
 		return err

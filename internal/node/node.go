@@ -110,6 +110,7 @@ func New(cfg Config) (*Node, error) {
 			return ok
 		},
 		Blocked: n.social.State().Blocked,
+		Blobs:   eng,
 	})
 	n.machines = []*cmdlog.Machine{n.identity.Machine(), n.social.Machine(), n.chat.Machine()}
 	byName := map[string]*cmdlog.Machine{}
