@@ -10,20 +10,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"superapp/internal/cluster"
 	"superapp/internal/engine"
 )
 
@@ -55,51 +54,28 @@ func Binary(tb testing.TB) string {
 }
 
 // DC is one data center: one superapp process.
-type DC struct {
-	Name        string
-	HTTPAddr    string
-	NATSAddr    string
-	ClusterAddr string
-	DataDir     string
-	LogPath     string
+type DC = cluster.DC
 
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// URL is the DC's HTTP base URL.
-func (d *DC) URL() string { return "http://" + d.HTTPAddr }
-
-// Cluster is three DCs on this machine.
+// Cluster is three DCs on this machine, failing the test on any error.
 type Cluster struct {
-	tb     testing.TB
-	bin    string
-	Secret string
-	DCs    []*DC
-	mu     sync.Mutex
+	*cluster.Cluster
+	tb testing.TB
 }
 
 // Names of the three DCs.
-var Names = []string{"dc1", "dc2", "dc3"}
+var Names = cluster.Names
 
 // Start starts three DCs and waits until every one is ready.
 func Start(tb testing.TB) *Cluster {
 	tb.Helper()
-	c := &Cluster{tb: tb, bin: Binary(tb), Secret: "test-secret-" + tb.Name()}
-	root := tb.TempDir()
-	for _, name := range Names {
-		c.DCs = append(c.DCs, &DC{
-			Name:        name,
-			HTTPAddr:    freeAddr(tb),
-			NATSAddr:    freeAddr(tb),
-			ClusterAddr: freeAddr(tb),
-			DataDir:     filepath.Join(root, name, "data"),
-			LogPath:     filepath.Join(root, name+".log"),
-		})
+	cl, err := cluster.New(cluster.Options{Binary: Binary(tb), Dir: tb.TempDir(), Secret: "test-secret-" + tb.Name()})
+	if err != nil {
+		tb.Fatal(err)
 	}
+	c := &Cluster{Cluster: cl, tb: tb}
 	tb.Cleanup(c.stopAll)
-	for _, d := range c.DCs {
-		c.start(d)
+	if err := cl.StartAll(); err != nil {
+		tb.Fatal(err)
 	}
 	for _, d := range c.DCs {
 		c.WaitReady(d.Name, 90*time.Second)
@@ -107,102 +83,27 @@ func Start(tb testing.TB) *Cluster {
 	return c
 }
 
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // DC returns the DC with name.
 func (c *Cluster) DC(name string) *DC {
-	for _, d := range c.DCs {
-		if d.Name == name {
-			return d
-		}
+	d := c.Cluster.DC(name)
+	if d == nil {
+		c.tb.Fatalf("no DC %q", name)
 	}
-	c.tb.Fatalf("no DC %q", name)
-	return nil
-}
-
-// URLs lists every DC's HTTP base URL, in DC order.
-func (c *Cluster) URLs() []string {
-	var out []string
-	for _, d := range c.DCs {
-		out = append(out, d.URL())
-	}
-	return out
-}
-
-// Args returns the command line of a DC's process.
-func (c *Cluster) Args(d *DC) []string {
-	var peers []string
-	for _, o := range c.DCs {
-		if o != d {
-			peers = append(peers, o.ClusterAddr)
-		}
-	}
-	return []string{"serve",
-		"--dc", d.Name,
-		"--http", d.HTTPAddr,
-		"--data", d.DataDir,
-		"--nats-listen", d.NATSAddr,
-		"--cluster-listen", d.ClusterAddr,
-		"--peers", strings.Join(peers, ","),
-		"--cluster-secret", c.Secret,
-	}
-}
-
-func (c *Cluster) start(d *DC) {
-	c.tb.Helper()
-	logf, err := os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		c.tb.Fatal(err)
-	}
-	cmd := exec.Command(c.bin, c.Args(d)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		c.tb.Fatalf("start %s: %v", d.Name, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		logf.Close()
-		close(done)
-	}()
-	c.mu.Lock()
-	d.cmd, d.done = cmd, done
-	c.mu.Unlock()
+	return d
 }
 
 // Kill SIGKILLs a DC's process: no shutdown, no flush, like a fire.
 func (c *Cluster) Kill(name string) {
 	c.tb.Helper()
-	d := c.DC(name)
-	c.mu.Lock()
-	cmd, done := d.cmd, d.done
-	d.cmd = nil
-	c.mu.Unlock()
-	if cmd == nil {
-		return
+	if err := c.Cluster.Kill(name); err != nil {
+		c.tb.Fatal(err)
 	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	<-done
 }
 
 // Wipe deletes a (killed) DC's data directory.
 func (c *Cluster) Wipe(name string) {
 	c.tb.Helper()
-	d := c.DC(name)
-	if d.cmd != nil {
-		c.tb.Fatalf("wipe %s: still running", name)
-	}
-	if err := os.RemoveAll(d.DataDir); err != nil {
+	if err := c.Cluster.Wipe(name); err != nil {
 		c.tb.Fatal(err)
 	}
 }
@@ -210,35 +111,21 @@ func (c *Cluster) Wipe(name string) {
 // Restart starts a killed DC again with the same ports and data directory.
 func (c *Cluster) Restart(name string) {
 	c.tb.Helper()
-	d := c.DC(name)
-	if d.cmd != nil {
-		c.tb.Fatalf("restart %s: still running", name)
+	if err := c.Cluster.Start(name); err != nil {
+		c.tb.Fatal(err)
 	}
-	c.start(d)
-}
-
-// Ready reports whether a DC's /readyz answers 200.
-func (c *Cluster) Ready(name string) bool {
-	resp, err := http.Get(c.DC(name).URL() + "/readyz")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }
 
 // WaitReady waits until a DC is ready and returns how long that took.
 func (c *Cluster) WaitReady(name string, timeout time.Duration) time.Duration {
 	c.tb.Helper()
-	start := time.Now()
-	for time.Since(start) < timeout {
-		if c.Ready(name) {
-			return time.Since(start)
-		}
-		time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	took, err := c.Cluster.WaitReady(ctx, name)
+	if err != nil {
+		c.tb.Fatalf("%v; log tail:\n%s", err, tail(c.DC(name).LogPath, 30))
 	}
-	c.tb.Fatalf("%s not ready after %v; log tail:\n%s", name, timeout, tail(c.DC(name).LogPath, 30))
-	return 0
+	return took
 }
 
 // JetStream connects to a live DC's embedded NATS with the cluster secret,
@@ -247,7 +134,7 @@ func (c *Cluster) JetStream(ctx context.Context) (jetstream.JetStream, func()) {
 	c.tb.Helper()
 	var urls []string
 	for _, d := range c.DCs {
-		if d.cmd != nil {
+		if c.Running(d.Name) {
 			urls = append(urls, "nats://"+d.NATSAddr)
 		}
 	}
@@ -289,22 +176,7 @@ func (c *Cluster) Leader(ctx context.Context, stream string) string {
 }
 
 func (c *Cluster) stopAll() {
-	for _, d := range c.DCs {
-		c.mu.Lock()
-		cmd, done := d.cmd, d.done
-		d.cmd = nil
-		c.mu.Unlock()
-		if cmd == nil {
-			continue
-		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			<-done
-		}
-	}
+	c.StopAll()
 	if c.tb.Failed() {
 		for _, d := range c.DCs {
 			c.tb.Logf("---- %s log tail ----\n%s", d.Name, tail(d.LogPath, 40))
@@ -362,7 +234,7 @@ func (c *Cluster) WaitConverged(ctx context.Context) {
 	for {
 		views := map[string][]ReadModel{}
 		for _, d := range c.DCs {
-			if d.cmd == nil {
+			if !c.Running(d.Name) {
 				continue
 			}
 			rms, err := c.ReadModels(d.Name)
