@@ -19,6 +19,8 @@ const usage = `superapp: a super app platform that survives the loss of a data c
 
 Usage:
   superapp serve [flags]    run one node (alone, or as one of three DCs)
+  superapp cluster [flags]  run three DCs on this machine, until Ctrl-C
+  superapp bench chat       measure chat on three local DCs
 
 Run "superapp serve -h" for the flags. Every flag may also be given as an
 environment variable SUPERAPP_<NAME>, e.g. SUPERAPP_CLUSTER_SECRET.
@@ -33,6 +35,10 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = serve(os.Args[2:])
+	case "cluster":
+		err = clusterCmd(os.Args[2:])
+	case "bench":
+		err = benchCmd(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -241,6 +241,12 @@ func (s *State) deleteMessage(seq uint64, e *cmdlog.Envelope, c seqCmd) (any, *a
 	if m.DeletedAt == nil {
 		at := e.At
 		m.DeletedAt, m.Text = &at, ""
+		if a := m.Attachment; a != nil {
+			m.Attachment = nil
+			if !conv.sharedAfter(a.ID, 0) {
+				delete(conv.attachments, a.ID) // no one may download it any more
+			}
+		}
 		for _, u := range conv.order {
 			if mb := conv.members[u]; u != m.Sender && mb.Read < m.Seq && mb.From < m.Seq {
 				mb.unread--

@@ -93,6 +93,16 @@ func cleanName(name string) (string, *apperr.Error) {
 	return name, nil
 }
 
+// sharedAfter reports whether a live message after seq carries attachment id.
+func (c *Conversation) sharedAfter(id string, seq uint64) bool {
+	for _, m := range c.messages[seq:] {
+		if m.Attachment != nil && m.Attachment.ID == id && m.DeletedAt == nil {
+			return true
+		}
+	}
+	return false
+}
+
 type attachCmd struct {
 	ConversationID string     `json:"conversation_id"`
 	Attachment     Attachment `json:"attachment"`
@@ -124,7 +134,7 @@ func (s *Service) Upload(ctx context.Context, w cmdlog.Write, actor, convID, nam
 		return fail(err)
 	}
 	if len(data) == 0 {
-		return fail(apperr.New(apperr.Malformed, "the attachment is empty"))
+		return fail(apperr.Field("body", "the attachment is empty"))
 	}
 	if len(data) > MaxAttachment {
 		return fail(apperr.New(apperr.TooLarge, "attachments are at most 10 MB"))
@@ -139,7 +149,8 @@ func (s *Service) Upload(ctx context.Context, w cmdlog.Write, actor, convID, nam
 	}
 	sum := sha256.Sum256(data)
 	// Same bytes, same conversation, same uploader: one attachment.
-	id := "a" + hex.EncodeToString(sum[:12])
+	idSum := sha256.Sum256(append([]byte(actor+"\x00"), sum[:]...))
+	id := "a" + hex.EncodeToString(idSum[:12])
 	if s.blobs == nil {
 		return fail(apperr.New(apperr.Unavailable, "attachments are not available on this node"))
 	}
@@ -163,10 +174,15 @@ func (s *Service) Upload(ctx context.Context, w cmdlog.Write, actor, convID, nam
 // Errors: conversation_not_found, not_member, not_found.
 func (s *Service) Open(ctx context.Context, actor, convID, id string) (Attachment, io.ReadCloser, error) {
 	s.state.mu.RLock()
-	conv, _, err := s.state.forMember(convID, actor)
+	conv, me, err := s.state.forMember(convID, actor)
 	var a *Attachment
 	if err == nil {
 		a = conv.attachments[id]
+		// Members see what was shared while they were members; the
+		// uploader sees their upload.
+		if a != nil && a.Uploader != actor && !conv.sharedAfter(id, me.From) {
+			a = nil
+		}
 	}
 	s.state.mu.RUnlock()
 	if err != nil {

@@ -147,8 +147,19 @@ func (s *Service) Create(ctx context.Context, w cmdlog.Write, actor string, in C
 		return Created{}, res, err
 	}
 	var out Created
-	err = json.Unmarshal(res.Value, &out)
-	return out, res, err
+	if err := json.Unmarshal(res.Value, &out); err != nil {
+		return Created{}, res, err
+	}
+	if res.Replayed && c.Kind == Direct {
+		// Opening the same one-to-one conversation again: it exists, as it
+		// is now.
+		v, err := s.state.Conversation(c.ConversationID, actor)
+		if err != nil {
+			return Created{}, res, err
+		}
+		out = Created{View: v, Existed: true}
+	}
+	return out, res, nil
 }
 
 func quote(s string) string { return "\"" + s + "\"" }

@@ -51,7 +51,9 @@ type Outcome struct {
 }
 
 // ApplyFunc applies one command to a feature's state and returns its result
-// or a client error. It must be deterministic.
+// or a client error. It must be deterministic. A command it refuses must
+// leave the state as it was (or be safe to apply again): a refused id may
+// be sent again, corrected.
 type ApplyFunc func(seq uint64, e *Envelope) (any, *apperr.Error)
 
 // Machine applies a stream's commands in order and remembers the outcome of
@@ -99,9 +101,11 @@ func (m *Machine) Apply(seq uint64, data []byte, pending uint64) {
 		m.log.Error("skip undecodable entry", "stream", m.name, "seq", seq, "err", err)
 	} else {
 		m.mu.Lock()
-		_, seen := m.outcomes[env.ID]
+		prev, seen := m.outcomes[env.ID]
 		m.mu.Unlock()
-		if !seen {
+		// A refused command had no effect, so it does not use up its id:
+		// the same id may come back, corrected, and be applied.
+		if !seen || prev.Err != nil {
 			o := Outcome{Seq: seq, Hash: env.Hash}
 			v, aerr := m.safeApply(seq, &env)
 			if aerr != nil {
@@ -270,7 +274,7 @@ func (s *Submitter) Submit(ctx context.Context, w Write, kind, actor string, dat
 	if id == "" {
 		id = NewID()
 	}
-	if o, ok := s.Machine.Outcome(id); ok {
+	if o, ok := s.Machine.Outcome(id); ok && o.Err == nil {
 		return s.result(o, hash, true)
 	}
 	raw, err := json.Marshal(data)

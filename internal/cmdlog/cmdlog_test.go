@@ -88,11 +88,14 @@ func TestSubmitAppliesOnceAndReplays(t *testing.T) {
 	if apperr.From(err).Code != apperr.IdemReused {
 		t.Fatalf("reused key: %v", err)
 	}
-	// An outcome error is stored and replayed too.
+	// A refused command does not use up its id: corrected, it applies.
 	_, err = s.Submit(ctx, Write{ID: "u1/k2"}, "inc", "u1", map[string]string{})
-	_, err2 := s.Submit(ctx, Write{ID: "u1/k2"}, "inc", "u1", map[string]string{})
-	if apperr.From(err).Field != "key" || apperr.From(err2).Field != "key" {
-		t.Fatalf("outcome error: %v / %v", err, err2)
+	if apperr.From(err).Field != "key" {
+		t.Fatalf("outcome error: %v", err)
+	}
+	r3, err := s.Submit(ctx, Write{ID: "u1/k2"}, "inc", "u1", map[string]string{"Key": "c"})
+	if err != nil || r3.Replayed || c.n["c"] != 1 {
+		t.Fatalf("corrected retry: %v %+v", err, r3)
 	}
 }
 

@@ -275,6 +275,14 @@ func TestAttachments(t *testing.T) {
 		!strings.HasPrefix(r.header.Get("Content-Disposition"), "attachment") {
 		t.Fatalf("download headers: %v", r.header)
 	}
+	// The same bytes from another member are that member's own upload.
+	batt, err := b.Upload(ctx, conv.ConversationID, "dot.png", "image/png", pngBytes)
+	if err != nil || batt.ID == att.ID {
+		t.Fatalf("second uploader: %v %+v", err, batt)
+	}
+	if _, err := b.SendAttachment(ctx, conv.ConversationID, "pic-b", "mine too", batt.ID); err != nil {
+		t.Fatalf("send own upload of the same bytes: %v", err)
+	}
 	// Outsiders can neither download nor upload.
 	_, err = x.Download(ctx, conv.ConversationID, att.ID)
 	wantCode(t, err, "not_member")
@@ -292,6 +300,35 @@ func TestAttachments(t *testing.T) {
 	wantCode(t, err, "unsupported_media_type")
 	_, err = a.Upload(ctx, conv.ConversationID, "../etc/passwd", "text/plain", []byte("hello"))
 	wantCode(t, err, "invalid_field")
+	// Deleted for everyone: no one downloads it any more.
+	if _, err := b.DeleteMessage(ctx, conv.ConversationID, 2); err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.Download(ctx, conv.ConversationID, batt.ID)
+	wantCode(t, err, "not_found")
+	// Someone who joins later does not get what was shared before.
+	g, err := a.CreateConversation(ctx, []string{b.UserID()}, ptr("album"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gatt, err := a.Upload(ctx, g.ConversationID, "dot.png", "image/png", pngBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SendAttachment(ctx, g.ConversationID, "g1", "", gatt.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddMembers(ctx, g.ConversationID, []string{x.UserID()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = x.Download(ctx, g.ConversationID, gatt.ID)
+	wantCode(t, err, "not_found")
+	if _, err := b.Download(ctx, g.ConversationID, gatt.ID); err != nil {
+		t.Fatalf("member from the start: %v", err)
+	}
+	if r := e.do("POST", "/v1/conversations/"+conv.ConversationID+"/attachments", a.AccessToken(), ""); r.status != 400 || r.errField() != "body" {
+		t.Fatalf("empty upload: %d %s", r.status, r.raw)
+	}
 	// 10 MB at most.
 	big := make([]byte, 10<<20+1)
 	_, err = a.Upload(ctx, conv.ConversationID, "big.bin", "application/octet-stream", big)

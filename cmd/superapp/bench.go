@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"superapp/internal/bench"
+)
+
+// benchCmd measures a feature on three local DCs.
+func benchCmd(args []string) error {
+	if len(args) == 0 || args[0] != "chat" {
+		return fmt.Errorf("usage: superapp bench chat [flags]")
+	}
+	fs := flag.NewFlagSet("bench chat", flag.ContinueOnError)
+	o := bench.ChatOptions{Out: os.Stdout}
+	fs.IntVar(&o.Users, "users", 40, "users, in one-to-one pairs (sign-ups are rate limited per address: at most 20 per DC at once)")
+	fs.IntVar(&o.Senders, "senders", 128, "concurrent senders in the throughput run")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "length of each run")
+	fs.IntVar(&o.Rate, "rate", 1000, "offered messages/s in the latency run")
+	fs.IntVar(&o.Conns, "conns", 5000, "idle WebSocket connections to open to one node")
+	keep := fs.Bool("keep", false, "keep the DCs' data directory")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "superapp-bench-")
+	if err != nil {
+		return err
+	}
+	if !*keep {
+		defer os.RemoveAll(dir)
+	}
+	o.Binary, o.Dir = bin, dir
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return bench.Chat(ctx, o)
+}
