@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -75,6 +77,7 @@ func serve(args []string) error {
 	fs.StringVar(&ec.TLSCA, "tls-ca", "", "CA that signed the other nodes' certificates (enables mutual TLS on routes)")
 	fs.IntVar(&ec.Replicas, "replicas", 0, "stream replicas (0: 3 with --peers or --nats-url, else 1)")
 	fs.StringVar(&cfg.OpsToken, "ops-token", "", "bearer token for /metrics and /readyz details (default: loopback callers only)")
+	debug := fs.String("debug-listen", "", "serve Go's pprof profiles on this address (keep it on loopback)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -105,6 +108,13 @@ func serve(args []string) error {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
 
+	if *debug != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		go func() { _ = http.ListenAndServe(*debug, mux) }()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	n, err := node.New(cfg)

@@ -146,7 +146,7 @@ func (s *State) create(seq uint64, e *cmdlog.Envelope, c createConv) (any, *appe
 		s.join(u, conv.ID)
 	}
 	everyone := slices.Clone(conv.order)
-	s.emit(&Event{Cursor: seq, Type: EvJoined, ConversationID: conv.ID, At: e.At}, everyone)
+	s.emit(&Event{Cursor: e.Cursor, Type: EvJoined, ConversationID: conv.ID, At: e.At}, everyone)
 	if c.Kind == Group {
 		s.system(seq, e, conv, &System{Event: "created", Users: slices.Clone(conv.order), Title: c.Title})
 	}
@@ -165,11 +165,11 @@ func (c *Conversation) removeMember(user string) {
 
 // system appends a system message and tells every member.
 func (s *State) system(seq uint64, e *cmdlog.Envelope, conv *Conversation, sys *System) *Message {
-	m := &Message{ConversationID: conv.ID, ID: "system-" + strconv.FormatUint(seq, 10), Seq: conv.lastSeq() + 1,
+	m := &Message{ConversationID: conv.ID, ID: "system-" + strconv.FormatUint(e.Cursor, 10), Seq: conv.lastSeq() + 1,
 		Sender: e.Actor, Kind: KindSystem, System: sys, SentAt: e.At}
 	conv.messages = append(conv.messages, m)
 	conv.UpdatedAt = e.At
-	s.emit(&Event{Cursor: seq, Type: EvMessage, ConversationID: conv.ID, Message: m, At: e.At}, slices.Clone(conv.order))
+	s.emit(&Event{Cursor: e.Cursor, Type: EvMessage, ConversationID: conv.ID, Message: m, At: e.At}, slices.Clone(conv.order))
 	return m
 }
 
@@ -222,7 +222,7 @@ func (s *State) send(seq uint64, e *cmdlog.Envelope, c sendCmd) (any, *apperr.Er
 			mb.unread++
 		}
 	}
-	s.emit(&Event{Cursor: seq, Type: EvMessage, ConversationID: conv.ID, Message: m, At: e.At}, slices.Clone(conv.order))
+	s.emit(&Event{Cursor: e.Cursor, Type: EvMessage, ConversationID: conv.ID, Message: m, At: e.At}, slices.Clone(conv.order))
 	return *m, nil
 }
 
@@ -252,7 +252,7 @@ func (s *State) deleteMessage(seq uint64, e *cmdlog.Envelope, c seqCmd) (any, *a
 				mb.unread--
 			}
 		}
-		s.emit(&Event{Cursor: seq, Type: EvDeleted, ConversationID: conv.ID, Seq: m.Seq, At: e.At}, slices.Clone(conv.order))
+		s.emit(&Event{Cursor: e.Cursor, Type: EvDeleted, ConversationID: conv.ID, Seq: m.Seq, At: e.At}, slices.Clone(conv.order))
 	}
 	return *m, nil
 }
@@ -280,11 +280,11 @@ func (s *State) receipt(seq uint64, e *cmdlog.Envelope, c seqCmd) (any, *apperr.
 		me.Delivered = max(me.Delivered, c.Seq)
 		me.unread = conv.unreadAfter(e.Actor, me.Read, me.From)
 		unread := me.unread
-		s.emit(&Event{Cursor: seq, Type: EvRead, ConversationID: conv.ID, UserID: e.Actor, Seq: c.Seq, At: e.At}, others)
-		s.emit(&Event{Cursor: seq, Type: EvRead, ConversationID: conv.ID, UserID: e.Actor, Seq: c.Seq, Unread: &unread, At: e.At}, []string{e.Actor})
+		s.emit(&Event{Cursor: e.Cursor, Type: EvRead, ConversationID: conv.ID, UserID: e.Actor, Seq: c.Seq, At: e.At}, others)
+		s.emit(&Event{Cursor: e.Cursor, Type: EvRead, ConversationID: conv.ID, UserID: e.Actor, Seq: c.Seq, Unread: &unread, At: e.At}, []string{e.Actor})
 	case e.Kind == kindDelivered && c.Seq > me.Delivered:
 		me.Delivered = c.Seq
-		s.emit(&Event{Cursor: seq, Type: EvDelivered, ConversationID: conv.ID, UserID: e.Actor, Seq: c.Seq, At: e.At}, others)
+		s.emit(&Event{Cursor: e.Cursor, Type: EvDelivered, ConversationID: conv.ID, UserID: e.Actor, Seq: c.Seq, At: e.At}, others)
 	}
 	return Receipt{ConversationID: conv.ID, ReadSeq: me.Read, DeliveredSeq: me.Delivered, Unread: me.unread}, nil
 }
@@ -328,7 +328,7 @@ func (s *State) manage(seq uint64, e *cmdlog.Envelope, c membersCmd) (any, *appe
 				conv.addMember(u, "member", e.At)
 				s.join(u, conv.ID)
 			}
-			s.emit(&Event{Cursor: seq, Type: EvJoined, ConversationID: conv.ID, At: e.At}, added)
+			s.emit(&Event{Cursor: e.Cursor, Type: EvJoined, ConversationID: conv.ID, At: e.At}, added)
 			s.system(seq, e, conv, &System{Event: "joined", Users: added})
 		}
 	case kindRemove:
@@ -347,7 +347,7 @@ func (s *State) manage(seq uint64, e *cmdlog.Envelope, c membersCmd) (any, *appe
 		s.system(seq, e, conv, &System{Event: event, Users: []string{c.UserID}})
 		conv.removeMember(c.UserID)
 		delete(s.joined[c.UserID], conv.ID)
-		s.emit(&Event{Cursor: seq, Type: EvLeft, ConversationID: conv.ID, UserID: c.UserID, At: e.At}, []string{c.UserID})
+		s.emit(&Event{Cursor: e.Cursor, Type: EvLeft, ConversationID: conv.ID, UserID: c.UserID, At: e.At}, []string{c.UserID})
 		if target.Role == "owner" && len(conv.order) > 0 {
 			// The oldest admin, else the oldest member, owns it now.
 			next := conv.order[0]
@@ -364,7 +364,7 @@ func (s *State) manage(seq uint64, e *cmdlog.Envelope, c membersCmd) (any, *appe
 			return nil, apperr.New(NotAdmin, "only admins can rename the conversation")
 		}
 		conv.Title = c.Title
-		s.emit(&Event{Cursor: seq, Type: EvRenamed, ConversationID: conv.ID, Title: c.Title, At: e.At}, slices.Clone(conv.order))
+		s.emit(&Event{Cursor: e.Cursor, Type: EvRenamed, ConversationID: conv.ID, Title: c.Title, At: e.At}, slices.Clone(conv.order))
 		s.system(seq, e, conv, &System{Event: "renamed", Title: c.Title})
 	case kindRole:
 		target := conv.members[c.UserID]
@@ -378,7 +378,7 @@ func (s *State) manage(seq uint64, e *cmdlog.Envelope, c membersCmd) (any, *appe
 		if c.Admin {
 			target.Role = "admin"
 		}
-		s.emit(&Event{Cursor: seq, Type: EvMembers, ConversationID: conv.ID, UserID: c.UserID, At: e.At}, slices.Clone(conv.order))
+		s.emit(&Event{Cursor: e.Cursor, Type: EvMembers, ConversationID: conv.ID, UserID: c.UserID, At: e.At}, slices.Clone(conv.order))
 	}
 	return conv.view(e.Actor), nil
 }

@@ -10,6 +10,7 @@
 package cmdlog
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -40,7 +41,13 @@ type Envelope struct {
 	Hash string `json:"hash,omitempty"`
 	// Data is the command's own payload.
 	Data json.RawMessage `json:"data"`
+	// Cursor is the command's own position, set while applying: unique and
+	// increasing within the stream, also among the commands of one entry.
+	Cursor uint64 `json:"-"`
 }
+
+// CursorOf is the position of the i-th command of the entry at seq.
+func CursorOf(seq uint64, i int) uint64 { return seq<<16 | uint64(i) }
 
 // Outcome is what applying a command decided, kept per command id.
 type Outcome struct {
@@ -84,8 +91,9 @@ func NewMachine(name string, apply ApplyFunc, log *slog.Logger) *Machine {
 // Name is the stream the machine follows.
 func (m *Machine) Name() string { return m.name }
 
-// Apply applies the stream entry at seq. Entries at or below the applied
-// position are ignored, so a consumer that redelivers cannot apply twice.
+// Apply applies the stream entry at seq: one envelope, or a batch of them
+// (a JSON array) applied in order. Entries at or below the applied position
+// are ignored, so a consumer that redelivers cannot apply twice.
 func (m *Machine) Apply(seq uint64, data []byte, pending uint64) {
 	m.mu.Lock()
 	if seq <= m.applied {
@@ -94,51 +102,68 @@ func (m *Machine) Apply(seq uint64, data []byte, pending uint64) {
 	}
 	m.mu.Unlock()
 
-	var env Envelope
-	var out *Outcome
-	if err := json.Unmarshal(data, &env); err != nil || env.ID == "" {
+	h := sha256.New()
+	h.Write(m.digest[:])
+	fmt.Fprintf(h, "%d:%d:", seq, len(data))
+	h.Write(data)
+	envs, err := decodeEntry(data)
+	if err != nil {
 		// Every node skips the same bad entry the same way.
 		m.log.Error("skip undecodable entry", "stream", m.name, "seq", seq, "err", err)
-	} else {
+	}
+	for i := range envs {
+		env := &envs[i]
+		if env.ID == "" {
+			continue
+		}
+		env.Cursor = CursorOf(seq, i)
 		m.mu.Lock()
 		prev, seen := m.outcomes[env.ID]
 		m.mu.Unlock()
 		// A refused command had no effect, so it does not use up its id:
 		// the same id may come back, corrected, and be applied.
-		if !seen || prev.Err != nil {
-			o := Outcome{Seq: seq, Hash: env.Hash}
-			v, aerr := m.safeApply(seq, &env)
-			if aerr != nil {
-				o.Err = aerr
-			} else if v != nil {
-				raw, err := json.Marshal(v)
-				if err != nil {
-					o.Err = apperr.New(apperr.Internal, "encode outcome")
-				}
-				o.Value = raw
-			}
-			out = &o
+		if seen && prev.Err == nil {
+			continue
 		}
-	}
-
-	h := sha256.New()
-	h.Write(m.digest[:])
-	fmt.Fprintf(h, "%d:%d:", seq, len(data))
-	h.Write(data)
-	if out != nil {
-		oj, _ := json.Marshal(out)
+		o := Outcome{Seq: seq, Hash: env.Hash}
+		v, aerr := m.safeApply(seq, env)
+		if aerr != nil {
+			o.Err = aerr
+		} else if v != nil {
+			raw, err := json.Marshal(v)
+			if err != nil {
+				o.Err = apperr.New(apperr.Internal, "encode outcome")
+			}
+			o.Value = raw
+		}
+		oj, _ := json.Marshal(o)
 		h.Write(oj)
+		m.mu.Lock()
+		m.outcomes[env.ID] = o
+		m.mu.Unlock()
 	}
 	m.mu.Lock()
-	if out != nil {
-		m.outcomes[env.ID] = *out
-	}
 	h.Sum(m.digest[:0])
 	m.applied = seq
 	m.pending = pending
 	close(m.changed)
 	m.changed = make(chan struct{})
 	m.mu.Unlock()
+}
+
+// decodeEntry decodes a stream entry: one envelope or an array of them.
+func decodeEntry(data []byte) ([]Envelope, error) {
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		var envs []Envelope
+		err := json.Unmarshal(trimmed, &envs)
+		return envs, err
+	}
+	var env Envelope
+	if err := json.Unmarshal(trimmed, &env); err != nil {
+		return nil, err
+	}
+	return []Envelope{env}, nil
 }
 
 func (m *Machine) safeApply(seq uint64, e *Envelope) (v any, aerr *apperr.Error) {
@@ -241,13 +266,18 @@ type Appender interface {
 var ErrTooLarge = errors.New("entry too large")
 
 // Submitter writes commands to one stream and answers with their outcome.
+// Commands submitted at the same time share stream entries (group commit):
+// while one entry is being committed the next fills up, so a busy stream
+// makes fewer, larger entries instead of queueing.
 type Submitter struct {
 	Log     Appender
 	Machine *Machine
-	// Subject is the stream subject prefix, e.g. "identity"; the command
-	// kind is appended to it.
+	// Subject is the stream subject prefix, e.g. "identity"; batches go to
+	// "<Subject>.batch", single commands to "<Subject>.<kind>".
 	Subject string
 	Now     func() time.Time
+
+	batcher batcher
 }
 
 // Result is the answer to a submitted command.
@@ -286,7 +316,7 @@ func (s *Submitter) Submit(ctx context.Context, w Write, kind, actor string, dat
 	if err != nil {
 		return Result{}, fmt.Errorf("encode envelope: %w", err)
 	}
-	seq, err := s.Log.Append(ctx, s.Subject+"."+kind, id, buf)
+	seq, err := s.append(ctx, id, buf)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return Result{}, err

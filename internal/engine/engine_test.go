@@ -86,7 +86,7 @@ func TestAppendIsDurableAndDeduplicated(t *testing.T) {
 	if _, err := e.Append(short, "nowhere.test", "id-2", []byte("a")); err == nil {
 		t.Fatal("append to a subject of no stream succeeded")
 	}
-	big := make([]byte, 70<<10)
+	big := make([]byte, 1<<20+1)
 	if _, err := e.Append(ctx, "identity.test", "id-3", big); err == nil {
 		t.Fatal("oversized entry accepted")
 	}

@@ -20,9 +20,9 @@ type StreamSpec struct {
 // Streams is every stream superapp uses: one table, one place. Each feature
 // owns its streams, so one feature's backlog never blocks another's writes.
 var Streams = []StreamSpec{
-	{Name: "IDENTITY", Subjects: []string{"identity.>"}, MaxMsgSize: 64 << 10, Duplicates: 2 * time.Minute},
-	{Name: "SOCIAL", Subjects: []string{"social.>"}, MaxMsgSize: 16 << 10, Duplicates: 2 * time.Minute},
-	{Name: "CHAT", Subjects: []string{"chat.>"}, MaxMsgSize: 64 << 10, Duplicates: 2 * time.Minute},
+	{Name: "IDENTITY", Subjects: []string{"identity.>"}, MaxMsgSize: 1 << 20, Duplicates: 2 * time.Minute},
+	{Name: "SOCIAL", Subjects: []string{"social.>"}, MaxMsgSize: 1 << 20, Duplicates: 2 * time.Minute},
+	{Name: "CHAT", Subjects: []string{"chat.>"}, MaxMsgSize: 1 << 20, Duplicates: 2 * time.Minute},
 }
 
 // ObjectStoreSpec declares one object store (a stream underneath).

@@ -22,7 +22,7 @@ import (
 const (
 	// eventQueue is how many cursors a slow device may fall behind before
 	// the node drops it; it reconnects and resumes from its cursor.
-	eventQueue   = 256
+	eventQueue   = 32
 	pingInterval = 30 * time.Second
 	writeTimeout = 10 * time.Second
 )

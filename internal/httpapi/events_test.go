@@ -139,3 +139,47 @@ func TestEventStreamForbidden(t *testing.T) {
 	// Another user's events are never sent: b's stream stays silent when a
 	// talks with someone else.
 }
+
+// TestEventStreamConcurrentSends: messages sent at the same time share
+// stream entries; every one of them is still pushed, once.
+func TestEventStreamConcurrentSends(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, _ := e.user("Many")
+	b, _ := e.user("Senders")
+	conv, err := a.CreateConversation(ctx, []string{b.UserID()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := a.Stream(ctx, 0)
+	for f := next(t, stream, false); f.Type != "sync.done"; f = next(t, stream, false) {
+	}
+	const n = 200
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := b.Send(ctx, conv.ConversationID, fmt.Sprintf("c-%d", i), "at once", 0)
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	var lastSeq uint64
+	for len(seen) < n {
+		f := next(t, stream, false)
+		for _, ev := range f.Events {
+			if ev.Type != "message" {
+				continue
+			}
+			if seen[ev.Message.ID] || ev.Message.Seq != lastSeq+1 {
+				t.Fatalf("%s (seq %d) after seq %d: duplicate or gap", ev.Message.ID, ev.Message.Seq, lastSeq)
+			}
+			seen[ev.Message.ID], lastSeq = true, ev.Message.Seq
+		}
+	}
+}

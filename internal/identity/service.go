@@ -39,6 +39,9 @@ type Service struct {
 	ttl     time.Duration
 	keys    atomic.Pointer[keyBundle]
 
+	verifiedMu sync.Mutex
+	verified   map[string]*claims
+
 	hashing      chan struct{} // bounds concurrent argon2 work (19 MiB each)
 	loginAddr    *Throttle
 	loginAccount *Throttle
@@ -67,12 +70,16 @@ func New(cfg Config) *Service {
 		now:          cfg.Now,
 		ttl:          cfg.AccessTTL,
 		hashing:      make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		verified:     map[string]*claims{},
 		loginAddr:    NewThrottle(2*time.Second, 30, cfg.Now),
 		loginAccount: NewThrottle(time.Minute, 5, cfg.Now),
 		signupAddr:   NewThrottle(30*time.Second, 20, cfg.Now),
 		lookups:      NewThrottle(2*time.Second, 30, cfg.Now),
 	}
 }
+
+// Close stops the service's writers; call it before the engine closes.
+func (s *Service) Close() { s.sub.Close() }
 
 // Machine is the state machine of the IDENTITY stream.
 func (s *Service) Machine() *cmdlog.Machine { return s.machine }
@@ -331,7 +338,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	if k == nil {
 		return Principal{}, &apperr.Error{Code: apperr.Unavailable, Message: "token keys not loaded yet", RetryAfter: 1}
 	}
-	c, err := k.parseAccess(token, s.now())
+	c, err := s.verify(k, token)
 	if errors.Is(err, errTokenExpired) {
 		return Principal{}, apperr.New(apperr.TokenExpired, "access token expired; refresh it")
 	}
@@ -355,6 +362,35 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	}
 	return Principal{UserID: c.Subject, SessionID: c.SessionID}, nil
 }
+
+// verify checks a token's signature once and remembers the claims: an
+// Ed25519 verification costs more than the rest of a request. Expiry is
+// checked on every use, the session's state by the caller.
+func (s *Service) verify(k *keyBundle, token string) (*claims, error) {
+	now := s.now()
+	s.verifiedMu.Lock()
+	c, ok := s.verified[token]
+	s.verifiedMu.Unlock()
+	if ok {
+		if !now.Before(c.ExpiresAt.Time) {
+			return nil, errTokenExpired
+		}
+		return c, nil
+	}
+	c, err := k.parseAccess(token, now)
+	if err != nil {
+		return nil, err
+	}
+	s.verifiedMu.Lock()
+	if len(s.verified) >= maxVerified {
+		clear(s.verified) // crude, bounded, and cheap to refill
+	}
+	s.verified[token] = c
+	s.verifiedMu.Unlock()
+	return c, nil
+}
+
+const maxVerified = 1 << 16
 
 // RevokeSession ends one of the actor's sessions. Errors: not_found.
 func (s *Service) RevokeSession(ctx context.Context, w cmdlog.Write, actor, sessionID string) (Session, cmdlog.Result, error) {

@@ -296,6 +296,9 @@ func (n *Node) Close() {
 	defer cancel()
 	n.api.Close()
 	_ = n.httpSrv.Shutdown(ctx)
+	n.identity.Close()
+	n.social.Close()
+	n.chat.Close()
 	n.eng.Close()
 	n.wg.Wait()
 }

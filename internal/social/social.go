@@ -288,6 +288,9 @@ func New(cfg Config) *Service {
 	}
 }
 
+// Close stops the service's writers; call it before the engine closes.
+func (s *Service) Close() { s.sub.Close() }
+
 // Machine is the state machine of the SOCIAL stream.
 func (s *Service) Machine() *cmdlog.Machine { return s.machine }
 
