@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -278,6 +279,27 @@ func TestChatFire(t *testing.T) {
 		}
 	}
 	t.Logf("verified %d acknowledged messages on %d devices", total, 7)
+
+	// Sending a message again, on another DC, after the fire, returns the
+	// original and stores nothing new.
+	first := acks[0]
+	var sender *user
+	for i, u := range users {
+		if strings.HasPrefix(first.id, fmt.Sprintf("u%d-", i)) {
+			sender = u
+		}
+	}
+	for _, d := range c.DCs {
+		if d.Name == victim {
+			continue
+		}
+		again := client.New([]string{d.URL()})
+		again.UseTokens(client.Tokens{AccessToken: sender.c.AccessToken(), UserID: sender.id})
+		m, err := again.Send(ctx, first.conv, first.id, "a different text", 0)
+		if err != nil || m.Seq != first.seq || m.Text == "a different text" {
+			t.Fatalf("resend of %s on %s: %v seq %d, want the original at %d", first.id, d.Name, err, m.Seq, first.seq)
+		}
+	}
 
 	// The burnt DC comes back and converges.
 	c.Restart(victim)
