@@ -259,52 +259,75 @@ func (e *Engine) NATSAddr() string {
 	return e.srv.Addr().String()
 }
 
-// EnsureStreams creates or updates every stream in Streams, retrying until
-// ctx ends: in a fresh cluster, R3 placement waits for all three DCs.
+// EnsureStreams creates or updates every stream in Streams and every
+// object store in ObjectStores, retrying until ctx ends: in a fresh
+// cluster, R3 placement waits for all three DCs. They are declared at once:
+// a new replicated stream takes seconds to elect its first leader.
 func (e *Engine) EnsureStreams(ctx context.Context) error {
-	for _, spec := range Streams {
+	// JetStream answers API requests only once its meta layer has a
+	// leader; a request sent before that may get no answer at all.
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := e.js.AccountInfo(actx)
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("jetstream not available: %w", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(Streams)+len(ObjectStores))
+	declare := func(what string, create func(context.Context) error) {
+		defer wg.Done()
 		for attempt := 0; ; attempt++ {
 			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			s, err := e.js.CreateOrUpdateStream(actx, spec.config(e.replicas))
+			err := create(actx)
 			cancel()
+			if err == nil {
+				return
+			}
+			if attempt%10 == 0 {
+				e.log.Info("waiting to declare "+what, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				errs <- fmt.Errorf("declare %s: %w", what, err)
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+	for _, spec := range Streams {
+		wg.Add(1)
+		go declare("stream "+spec.Name, func(ctx context.Context) error {
+			s, err := e.js.CreateOrUpdateStream(ctx, spec.config(e.replicas))
 			if err == nil {
 				e.mu.Lock()
 				e.streams[spec.Name] = s
 				e.mu.Unlock()
-				break
 			}
-			if attempt%10 == 0 {
-				e.log.Info("waiting to declare stream", "stream", spec.Name, "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("declare stream %s: %w", spec.Name, err)
-			case <-time.After(500 * time.Millisecond):
-			}
-		}
+			return err
+		})
 	}
 	for _, spec := range ObjectStores {
-		for attempt := 0; ; attempt++ {
-			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			o, err := e.js.CreateOrUpdateObjectStore(actx, spec.config(e.replicas))
-			cancel()
+		wg.Add(1)
+		go declare("object store "+spec.Bucket, func(ctx context.Context) error {
+			o, err := e.js.CreateOrUpdateObjectStore(ctx, spec.config(e.replicas))
 			if err == nil {
 				e.mu.Lock()
 				e.objects[spec.Bucket] = o
 				e.mu.Unlock()
-				break
 			}
-			if attempt%10 == 0 {
-				e.log.Info("waiting to declare object store", "bucket", spec.Bucket, "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("declare object store %s: %w", spec.Bucket, err)
-			case <-time.After(500 * time.Millisecond):
-			}
-		}
+			return err
+		})
 	}
-	return nil
+	wg.Wait()
+	close(errs)
+	return <-errs
 }
 
 func (e *Engine) objectStore(ctx context.Context, bucket string) (jetstream.ObjectStore, error) {
