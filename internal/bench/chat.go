@@ -302,8 +302,11 @@ func idleConns(ctx context.Context, cl *cluster.Cluster, c *client.Client, n int
 	if err != nil {
 		return err
 	}
-	runtime.GC()
 	before, err := rss(pid)
+	if err != nil {
+		return err
+	}
+	goBefore, err := goMemory(cl.DCs[0].URL())
 	if err != nil {
 		return err
 	}
@@ -331,10 +334,45 @@ func idleConns(ctx context.Context, cl *cluster.Cluster, c *client.Client, n int
 	if err != nil {
 		return err
 	}
-	per := float64(after-before) / float64(max(1, len(conns)))
-	fmt.Fprintf(out, "idle WebSocket event streams held by dc1: %d (opened in %v); node memory %d MiB -> %d MiB = %.1f KiB per connection\n",
-		len(conns), time.Since(start).Round(time.Millisecond), before>>20, after>>20, per/1024)
+	goAfter, err := goMemory(cl.DCs[0].URL())
+	if err != nil {
+		return err
+	}
+	n64 := float64(max(1, len(conns)))
+	fmt.Fprintf(out, "idle WebSocket event streams held by dc1: %d (opened in %v); Go heap+stacks in use %.1f KiB per connection (%d -> %d MiB); process RSS %d -> %d MiB (%.1f KiB per connection, includes garbage not yet returned)\n",
+		len(conns), time.Since(start).Round(time.Millisecond), float64(goAfter-goBefore)/n64/1024, goBefore>>20, goAfter>>20,
+		before>>20, after>>20, float64(after-before)/n64/1024)
 	return nil
+}
+
+// goMemory reads a node's Go heap and stack bytes in use from /metrics
+// (loopback callers may read it).
+func goMemory(base string) (int64, error) {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	var total float64
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, name := range []string{"go_memstats_heap_inuse_bytes ", "go_memstats_stack_inuse_bytes "} {
+			if v, ok := strings.CutPrefix(line, name); ok {
+				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil {
+					return 0, err
+				}
+				total += f
+			}
+		}
+	}
+	if total == 0 {
+		return 0, fmt.Errorf("no Go memory figures in %s/metrics", base)
+	}
+	return int64(total), nil
 }
 
 // pidOf finds the process listening on a DC's HTTP address through /proc.

@@ -78,6 +78,16 @@ func (h *Hub) Connections() int {
 	return n
 }
 
+func (h *Hub) each(fn func(*eventConn)) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, cs := range h.conns {
+		for c := range cs {
+			fn(c)
+		}
+	}
+}
+
 func (h *Hub) add(c *eventConn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -96,16 +106,21 @@ func (h *Hub) remove(c *eventConn) {
 	}
 }
 
-// eventConn is one connected device.
+// eventConn is one connected device. An idle one costs one goroutine (its
+// reader): a writer goroutine runs only while there is something to send.
 type eventConn struct {
 	user string
-	out  chan []*chat.Event
+	ws   *websocket.Conn
+	ctx  context.Context
 	drop context.CancelFunc
 
-	mu   sync.Mutex
-	live bool
-	sent uint64
-	held [][]*chat.Event // live events that came while replaying
+	mu      sync.Mutex
+	live    bool
+	sent    uint64
+	held    [][]*chat.Event // live events that came while replaying
+	queue   [][]*chat.Event // waiting for the writer
+	ping    bool            // a ping is due
+	writing bool
 }
 
 func (c *eventConn) push(cursor uint64, evs []*chat.Event) {
@@ -120,24 +135,81 @@ func (c *eventConn) push(cursor uint64, evs []*chat.Event) {
 
 // send queues one cursor's events; the caller holds c.mu.
 func (c *eventConn) send(cursor uint64, evs []*chat.Event) {
-	if cursor <= c.sent {
+	if cursor <= c.sent || c.ctx.Err() != nil {
+		// Once dropped, nothing more may be written: an event after a
+		// dropped one would move the device's cursor past the gap.
 		return
 	}
-	select {
-	case c.out <- evs:
-		c.sent = cursor
-	default:
+	if len(c.queue) >= eventQueue {
 		c.drop() // too slow: it will resume from its cursor
+		return
 	}
+	c.queue = append(c.queue, evs)
+	c.sent = cursor
+	c.kick()
 }
 
 func (c *eventConn) pushEphemeral(ev *chat.Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.live && len(c.queue) < eventQueue { // typing is best effort
+		c.queue = append(c.queue, []*chat.Event{ev})
+		c.kick()
+	}
+}
+
+func (c *eventConn) pingDue() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.live {
-		select {
-		case c.out <- []*chat.Event{ev}:
-		default: // typing is best effort
+		c.ping = true
+		c.kick()
+	}
+}
+
+// kick starts the writer if it is not running; the caller holds c.mu.
+func (c *eventConn) kick() {
+	if !c.writing && c.ctx.Err() == nil {
+		c.writing = true
+		go c.write()
+	}
+}
+
+// write sends what is queued, then exits.
+func (c *eventConn) write() {
+	for {
+		c.mu.Lock()
+		ping := c.ping
+		var evs []*chat.Event
+		if len(c.queue) > 0 {
+			evs = c.queue[0]
+			c.queue[0] = nil
+			c.queue = c.queue[1:]
+		}
+		c.ping = false
+		if evs == nil && !ping {
+			c.writing = false
+			c.queue = nil // let an emptied backing array go
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		if c.ctx.Err() != nil {
+			c.mu.Lock()
+			c.writing, c.queue = false, nil
+			c.mu.Unlock()
+			return
+		}
+		var err error
+		if evs != nil {
+			err = writeJSON(c.ctx, c.ws, frameOf(evs))
+		} else {
+			pctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
+			err = c.ws.Ping(pctx)
+			cancel()
+		}
+		if err != nil {
+			c.drop()
 		}
 	}
 }
@@ -146,10 +218,11 @@ func (c *eventConn) pushEphemeral(ev *chat.Event) {
 func (c *eventConn) goLive() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.live = true
 	for _, evs := range c.held {
 		c.send(evs[0].Cursor, evs)
 	}
-	c.held, c.live = nil, true
+	c.held = nil
 }
 
 // frame is what the event stream sends: the events of one cursor together,
@@ -189,40 +262,25 @@ func (s *Server) events(c *call) error {
 	c.wrote, c.status = true, http.StatusSwitchingProtocols
 	ws.SetReadLimit(4 << 10)
 	ctx, cancel := context.WithCancel(s.closing)
-	defer cancel()
-	ec := &eventConn{user: c.user.UserID, out: make(chan []*chat.Event, eventQueue), drop: cancel, sent: cursor}
+	ec := &eventConn{user: c.user.UserID, ws: ws, ctx: ctx, drop: cancel, sent: cursor}
+	// Dropped, gone or shutting down: close the socket; the reader ends.
+	context.AfterFunc(ctx, func() {
+		if s.closing.Err() != nil {
+			ws.CloseNow() // shutting down: no handshake to wait for
+		} else {
+			ws.Close(websocket.StatusTryAgainLater, "resume from your cursor")
+		}
+	})
 	s.hub.add(ec)
-	defer s.hub.remove(ec)
-
-	go s.readFrames(ctx, cancel, ws, c.user.UserID)
-	defer ws.CloseNow()
 	if err := s.replay(ctx, ws, ec, cursor); err != nil {
+		s.hub.remove(ec)
+		cancel()
 		return nil
 	}
-	ping := time.NewTicker(pingInterval)
-	defer ping.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			if s.closing.Err() != nil {
-				ws.CloseNow() // shutting down: no handshake to wait for
-			} else {
-				ws.Close(websocket.StatusTryAgainLater, "resume from your cursor")
-			}
-			return nil
-		case evs := <-ec.out:
-			if err := writeJSON(ctx, ws, frameOf(evs)); err != nil {
-				return nil
-			}
-		case <-ping.C:
-			pctx, pcancel := context.WithTimeout(ctx, writeTimeout)
-			err := ws.Ping(pctx)
-			pcancel()
-			if err != nil {
-				return nil
-			}
-		}
-	}
+	// This goroutine's stack grew while replaying; a fresh, small one
+	// reads for the rest of the connection's life.
+	go s.readFrames(ec)
+	return nil
 }
 
 // replay sends the feed after cursor, then the events held meanwhile.
@@ -247,8 +305,11 @@ func (s *Server) replay(ctx context.Context, ws *websocket.Conn, ec *eventConn, 
 			break
 		}
 	}
+	if err := writeJSON(ctx, ws, map[string]any{"type": "sync.done", "cursor": cursor}); err != nil {
+		return err
+	}
 	ec.goLive()
-	return writeJSON(ctx, ws, map[string]any{"type": "sync.done", "cursor": cursor})
+	return nil
 }
 
 func writeJSON(ctx context.Context, ws *websocket.Conn, v any) error {
@@ -262,10 +323,11 @@ func writeJSON(ctx context.Context, ws *websocket.Conn, v any) error {
 }
 
 // readFrames reads what the device sends (typing) until it goes away.
-func (s *Server) readFrames(ctx context.Context, cancel context.CancelFunc, ws *websocket.Conn, user string) {
-	defer cancel()
+func (s *Server) readFrames(ec *eventConn) {
+	defer s.hub.remove(ec)
+	defer ec.drop()
 	for {
-		_, b, err := ws.Read(ctx)
+		_, b, err := ec.ws.Read(ec.ctx)
 		if err != nil {
 			return
 		}
@@ -273,8 +335,24 @@ func (s *Server) readFrames(ctx context.Context, cancel context.CancelFunc, ws *
 		if json.Unmarshal(b, &f) != nil || f.Type != chat.EvTyping {
 			continue
 		}
-		if s.cfg.Chat.State().IsMember(f.ConversationID, user) && s.cfg.Typing != nil {
-			s.cfg.Typing(f.ConversationID, user)
+		if s.cfg.Chat.State().IsMember(f.ConversationID, ec.user) && s.cfg.Typing != nil {
+			s.cfg.Typing(f.ConversationID, ec.user)
+		}
+	}
+}
+
+// pings asks every live connection, every pingInterval, for a pong: a
+// device that stopped answering is dropped, and every device hears from
+// its node at least that often.
+func (s *Server) pings() {
+	t := time.NewTicker(pingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing.Done():
+			return
+		case <-t.C:
+			s.hub.each(func(c *eventConn) { c.pingDue() })
 		}
 	}
 }

@@ -32,7 +32,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			}
 		}
 	}
-	served := New(Config{}).Routes()
+	srv := New(Config{})
+	defer srv.Close()
+	served := srv.Routes()
 	slices.Sort(documented)
 	slices.Sort(served)
 	for _, r := range served {

@@ -130,6 +130,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "http"), mux: http.NewServeMux(), gates: map[string]chan struct{}{}, hub: NewHub()}
 	s.closing, s.close = context.WithCancel(context.Background())
+	go s.pings()
 	s.metrics = newMetrics(cfg.Registry, cfg.Machines)
 	s.routes = append(s.routes, s.opsRoutes()...)
 	s.routes = append(s.routes, s.identityRoutes()...)
