@@ -109,9 +109,12 @@ func (s *Submitter) commit(batch []*queued) {
 	defer cancel()
 	var seq uint64
 	var err error
+	// The entry's message id dedupes the engine's own retries of this
+	// append. It is not the command's id: a refused command may be sent
+	// again, and must then be appended again; the machine's outcome index
+	// is what makes commands idempotent.
 	if len(batch) == 1 {
-		// One command: its id dedupes retries in the engine's window too.
-		seq, err = s.Log.Append(ctx, s.Subject+".cmd", batch[0].id, batch[0].data)
+		seq, err = s.Log.Append(ctx, s.Subject+".cmd", NewID(), batch[0].data)
 	} else {
 		var buf bytes.Buffer
 		buf.WriteByte('[')

@@ -33,6 +33,7 @@ import (
 	"superapp/internal/chat"
 	"superapp/internal/cmdlog"
 	"superapp/internal/identity"
+	"superapp/internal/pay"
 	"superapp/internal/social"
 )
 
@@ -65,6 +66,7 @@ type Config struct {
 	Identity *identity.Service
 	Social   *social.Service
 	Chat     *chat.Service
+	Pay      *pay.Service
 	// Machines are the node's state machines by stream name, for position waits.
 	Machines map[string]*cmdlog.Machine
 	Ready    func(ctx context.Context) Readiness
@@ -136,6 +138,7 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.identityRoutes()...)
 	s.routes = append(s.routes, s.socialRoutes()...)
 	s.routes = append(s.routes, s.chatRoutes()...)
+	s.routes = append(s.routes, s.payRoutes()...)
 	for _, rt := range s.routes {
 		if _, ok := s.gates[rt.feature]; !ok {
 			s.gates[rt.feature] = make(chan struct{}, admissionLimit)

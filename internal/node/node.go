@@ -32,6 +32,7 @@ import (
 	"superapp/internal/engine"
 	"superapp/internal/httpapi"
 	"superapp/internal/identity"
+	"superapp/internal/pay"
 	"superapp/internal/social"
 )
 
@@ -53,6 +54,7 @@ type Node struct {
 	identity *identity.Service
 	social   *social.Service
 	chat     *chat.Service
+	pay      *pay.Service
 	machines []*cmdlog.Machine
 	api      *httpapi.Server
 	httpSrv  *http.Server
@@ -112,7 +114,8 @@ func New(cfg Config) (*Node, error) {
 		Blocked: n.social.State().Blocked,
 		Blobs:   eng,
 	})
-	n.machines = []*cmdlog.Machine{n.identity.Machine(), n.social.Machine(), n.chat.Machine()}
+	n.pay = pay.New(pay.Config{Log: eng, Now: cfg.Now, Logger: cfg.Logger})
+	n.machines = []*cmdlog.Machine{n.identity.Machine(), n.social.Machine(), n.chat.Machine(), n.pay.Machine()}
 	byName := map[string]*cmdlog.Machine{}
 	for _, m := range n.machines {
 		byName[m.Name()] = m
@@ -125,7 +128,7 @@ func New(cfg Config) (*Node, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.api = httpapi.New(httpapi.Config{
-		DC: ec.DC, Identity: n.identity, Social: n.social, Chat: n.chat, Machines: byName,
+		DC: ec.DC, Identity: n.identity, Social: n.social, Chat: n.chat, Pay: n.pay, Machines: byName,
 		Typing: func(conv, user string) {
 			b, _ := json.Marshal(typing{ConversationID: conv, UserID: user})
 			n.eng.Broadcast(typingSubject, b)
@@ -299,6 +302,7 @@ func (n *Node) Close() {
 	n.identity.Close()
 	n.social.Close()
 	n.chat.Close()
+	n.pay.Close()
 	n.eng.Close()
 	n.wg.Wait()
 }
