@@ -69,13 +69,17 @@ func init() {
 }
 
 // WalletID is the ledger account of a user's wallet in a currency.
-func WalletID(user, currency string) ledger.ID { return ledger.IDFrom("wallet/" + user + "/" + currency) }
+func WalletID(user, currency string) ledger.ID {
+	return ledger.IDFrom("wallet/" + user + "/" + currency)
+}
 
 // SettlementID is the bank rail's settlement account in a currency.
 func SettlementID(currency string) ledger.ID { return ledger.IDFrom("settlement/" + currency) }
 
 // TransferID is the ledger id of a user's payment with a client id.
-func TransferID(user, clientID string) ledger.ID { return ledger.IDFrom("transfer/" + user + "/" + clientID) }
+func TransferID(user, clientID string) ledger.ID {
+	return ledger.IDFrom("transfer/" + user + "/" + clientID)
+}
 
 // State is the ledger read model. It is safe for concurrent use.
 type State struct {
