@@ -3,15 +3,15 @@ package dctest
 import "testing"
 
 func TestCompareViews(t *testing.T) {
-	a := []ReadModel{{"IDENTITY", 5, "aa"}, {"SOCIAL", 2, "bb"}}
+	a := []ReadModel{{Stream: "IDENTITY", Applied: 5, Digest: "aa"}, {Stream: "SOCIAL", Applied: 2, Digest: "bb"}}
 	if same, div := compareViews(map[string][]ReadModel{"dc1": a, "dc2": a}); !same || div != "" {
 		t.Fatalf("equal views: %v %q", same, div)
 	}
-	behind := []ReadModel{{"IDENTITY", 4, "a0"}, {"SOCIAL", 2, "bb"}}
+	behind := []ReadModel{{Stream: "IDENTITY", Applied: 4, Digest: "a0"}, {Stream: "SOCIAL", Applied: 2, Digest: "bb"}}
 	if same, div := compareViews(map[string][]ReadModel{"dc1": a, "dc2": behind}); same || div != "" {
 		t.Fatalf("one behind: %v %q", same, div)
 	}
-	forked := []ReadModel{{"IDENTITY", 5, "ff"}, {"SOCIAL", 2, "bb"}}
+	forked := []ReadModel{{Stream: "IDENTITY", Applied: 5, Digest: "ff"}, {Stream: "SOCIAL", Applied: 2, Digest: "bb"}}
 	if _, div := compareViews(map[string][]ReadModel{"dc1": a, "dc2": forked}); div == "" {
 		t.Fatal("divergence at the same position not reported")
 	}

@@ -204,9 +204,11 @@ func tail(path string, n int) string {
 
 // ReadModel is one read model as a DC reports it on /readyz.
 type ReadModel struct {
-	Stream  string `json:"stream"`
-	Applied uint64 `json:"applied"`
-	Digest  string `json:"digest"`
+	Stream     string `json:"stream"`
+	Applied    uint64 `json:"applied"`
+	Digest     string `json:"digest"`
+	State      string `json:"state,omitempty"`
+	Invariants string `json:"invariants,omitempty"`
 }
 
 // ReadModels asks a DC for its read models' positions and digests.
@@ -275,6 +277,7 @@ func compareViews(views map[string][]ReadModel) (same bool, diverged string) {
 		applied uint64
 	}
 	seen := map[key]string{}
+	states := map[key]string{}
 	positions := map[string]uint64{}
 	same = true
 	for dc, rms := range views {
@@ -284,6 +287,10 @@ func compareViews(views map[string][]ReadModel) (same bool, diverged string) {
 				return false, fmt.Sprintf("%s at %d: %s on %s differs", rm.Stream, rm.Applied, rm.Digest, dc)
 			}
 			seen[k] = rm.Digest
+			if st, ok := states[k]; ok && st != rm.State {
+				same = false // a state digest may lag its position a moment
+			}
+			states[k] = rm.State
 			if p, ok := positions[rm.Stream]; ok && p != rm.Applied {
 				same = false
 			}

@@ -58,6 +58,10 @@ type ReadModel struct {
 	Stream  string `json:"stream"`
 	Applied uint64 `json:"applied"`
 	Digest  string `json:"digest"`
+	// State is a digest of the state itself and Invariants its checks,
+	// where the feature has them (the ledger).
+	State      string `json:"state,omitempty"`
+	Invariants string `json:"invariants,omitempty"`
 }
 
 // Config configures the gateway.

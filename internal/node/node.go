@@ -287,8 +287,19 @@ func (n *Node) Ready(ctx context.Context) httpapi.Readiness {
 func (n *Node) ReadModels() []httpapi.ReadModel {
 	out := make([]httpapi.ReadModel, 0, len(n.machines))
 	for _, m := range n.machines {
-		applied, digest := m.Digest()
-		out = append(out, httpapi.ReadModel{Stream: m.Name(), Applied: applied, Digest: digest})
+		rm := httpapi.ReadModel{Stream: m.Name()}
+		if m == n.pay.Machine() {
+			// One lock for all three, so they describe the same position.
+			n.pay.State().Inspect(func(applied uint64, digest, state string, check error) {
+				rm.Applied, rm.Digest, rm.State, rm.Invariants = applied, digest, state, "ok"
+				if check != nil {
+					rm.Invariants = check.Error()
+				}
+			}, m.Digest)
+		} else {
+			rm.Applied, rm.Digest = m.Digest()
+		}
+		out = append(out, rm)
 	}
 	return out
 }

@@ -225,6 +225,15 @@ func (s *State) Check() error {
 	return s.l.Check()
 }
 
+// Inspect reports, consistently, the machine's position and digest (from
+// position), the ledger's state digest and its invariant check.
+func (s *State) Inspect(fn func(applied uint64, digest, state string, check error), position func() (uint64, string)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	applied, digest := position()
+	fn(applied, digest, s.l.Digest(), s.l.Check())
+}
+
 // Digest is the ledger's state digest.
 func (s *State) Digest() string {
 	s.mu.RLock()
