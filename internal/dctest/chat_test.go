@@ -21,6 +21,8 @@ type device struct {
 	mu   sync.Mutex
 	// seen[conv] lists message (seq, id) in arrival order.
 	seen map[string][]seenMsg
+	// typing[conv] lists who was seen typing.
+	typing map[string][]string
 }
 
 type seenMsg struct {
@@ -30,6 +32,14 @@ type seenMsg struct {
 
 func (d *device) run(ctx context.Context, c *client.Client) {
 	for f := range c.Stream(ctx, 0) {
+		if f.Type == "typing" {
+			d.mu.Lock()
+			if d.typing == nil {
+				d.typing = map[string][]string{}
+			}
+			d.typing[f.ConversationID] = append(d.typing[f.ConversationID], f.UserID)
+			d.mu.Unlock()
+		}
 		if f.Type != "events" {
 			continue
 		}
@@ -130,6 +140,26 @@ func TestChatFire(t *testing.T) {
 	for _, cv := range convs {
 		for _, m := range cv.members {
 			mine[m] = append(mine[m], cv)
+		}
+	}
+
+	// Typing on dc1 shows on a member's device connected to dc2.
+	typist := client.New([]string{c.DC("dc1").URL()})
+	typist.UseTokens(client.Tokens{AccessToken: users[0].c.AccessToken(), UserID: users[0].id})
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if err := typist.Do(ctx, client.Request{Method: "POST", Path: "/v1/conversations/" + convs[0].id + "/typing"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		d := users[1].devices[0]
+		d.mu.Lock()
+		seenTyping := len(d.typing[convs[0].id]) > 0 && d.typing[convs[0].id][0] == users[0].id
+		d.mu.Unlock()
+		if seenTyping {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("typing on dc1 never reached a device on dc2")
 		}
 	}
 
