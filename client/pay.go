@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 )
 
@@ -46,4 +47,60 @@ func (c *Client) Wallet(ctx context.Context) ([]Balance, error) {
 	}
 	err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/wallet"}, &out)
 	return out.Balances, err
+}
+
+// Hold is money reserved from a payer for a payee.
+type Hold struct {
+	HoldID   string `json:"hold_id"`
+	Payer    string `json:"payer"`
+	Payee    string `json:"payee"`
+	Amount   uint64 `json:"amount"`
+	Currency string `json:"currency"`
+	Status   string `json:"status"`
+	Captured uint64 `json:"captured"`
+}
+
+// PlaceHold reserves amount from the user's wallet for payee.
+func (c *Client) PlaceHold(ctx context.Context, id, payee string, amount uint64, currency string, expiresIn int) (Hold, error) {
+	body := map[string]any{"id": id, "payee": payee, "amount": amount, "currency": currency}
+	if expiresIn > 0 {
+		body["expires_in"] = expiresIn
+	}
+	var h Hold
+	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/wallet/holds", Body: body}, &h)
+	return h, err
+}
+
+// Capture takes a hold (the payee's call); amount 0 takes all of it.
+func (c *Client) Capture(ctx context.Context, holdID string, amount uint64) (Hold, error) {
+	var h Hold
+	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/wallet/holds/" + holdID + "/capture", Body: map[string]uint64{"amount": amount}}, &h)
+	return h, err
+}
+
+// Release gives a hold back to its payer (the payee's call).
+func (c *Client) Release(ctx context.Context, holdID string) (Hold, error) {
+	var h Hold
+	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/wallet/holds/" + holdID + "/release"}, &h)
+	return h, err
+}
+
+// Entry is a statement line.
+type Entry struct {
+	Kind         string `json:"kind"`
+	Amount       uint64 `json:"amount"`
+	Currency     string `json:"currency"`
+	Counterparty string `json:"counterparty,omitempty"`
+	ID           string `json:"id,omitempty"`
+}
+
+// Statement returns the user's statement, newest first, before a cursor
+// (0: from the newest), and the cursor of the next page (0: none).
+func (c *Client) Statement(ctx context.Context, before, limit int) ([]Entry, int, error) {
+	var out struct {
+		Entries []Entry `json:"entries"`
+		Before  int     `json:"before"`
+	}
+	err := c.Do(ctx, Request{Method: http.MethodGet, Path: fmt.Sprintf("/v1/wallet/statement?before=%d&limit=%d", before, limit)}, &out)
+	return out.Entries, out.Before, err
 }

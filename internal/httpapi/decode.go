@@ -52,7 +52,8 @@ func decodeError(err error) *apperr.Error {
 		name = strings.Trim(name, `"`)
 		return &apperr.Error{Code: apperr.UnknownField, Field: name, Message: fmt.Sprintf("unknown field %q", name)}
 	}
-	return apperr.New(apperr.Malformed, "malformed JSON")
+	// A field's own decoder refused its value (an id that is not hex...).
+	return apperr.New(apperr.Malformed, "malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
 }
 
 func jsonKind(goKind string) string {

@@ -6,6 +6,7 @@ import (
 
 	"superapp/internal/apperr"
 	"superapp/internal/cmdlog"
+	"superapp/internal/ledger"
 	"superapp/internal/pay"
 )
 
@@ -23,7 +24,123 @@ func (s *Server) payRoutes() []route {
 		{method: "POST", pattern: "/v1/wallet/transfers", feature: "pay", auth: true, maxBody: smallBody, handle: func(c *call) error {
 			return s.money(c, p.Transfer, true)
 		}},
+		{method: "GET", pattern: "/v1/wallet/statement", feature: "pay", auth: true, handle: func(c *call) error {
+			before, err := uintParam(c, "before", 0)
+			if err != nil {
+				return err
+			}
+			limit, err := limitParam(c, defaultPage, maxPage)
+			if err != nil {
+				return err
+			}
+			entries, next := p.State().Statement(c.user.UserID, c.r.URL.Query().Get("currency"), int(min(before, 1<<31)), limit)
+			body := map[string]any{"entries": entries}
+			if next > 0 {
+				body["before"] = next
+			}
+			return c.json(http.StatusOK, body)
+		}},
+		{method: "POST", pattern: "/v1/wallet/holds", feature: "pay", auth: true, maxBody: smallBody, handle: func(c *call) error {
+			var in pay.HoldInput
+			if err := c.decode(&in); err != nil {
+				return err
+			}
+			if in.Payee != "" {
+				if _, ok := s.cfg.Identity.State().User(in.Payee); !ok {
+					return &apperr.Error{Code: apperr.UserNotFound, Field: "payee", Message: "no such user"}
+				}
+			}
+			ctx, cancel := c.writeCtx()
+			defer cancel()
+			h, res, err := p.PlaceHold(ctx, c.user.UserID, in)
+			return s.paid(c, h, res, err, http.StatusCreated)
+		}},
+		{method: "GET", pattern: "/v1/wallet/holds/{hold_id}", feature: "pay", auth: true, handle: func(c *call) error {
+			id, err := holdID(c)
+			if err != nil {
+				return err
+			}
+			h, ok := p.State().HoldOf(id, c.user.UserID)
+			if !ok {
+				return apperr.New(apperr.NotFound, "no such hold")
+			}
+			return c.json(http.StatusOK, h)
+		}},
+		{method: "POST", pattern: "/v1/wallet/holds/{hold_id}/capture", feature: "pay", auth: true, maxBody: smallBody, handle: func(c *call) error {
+			id, err := holdID(c)
+			if err != nil {
+				return err
+			}
+			var in struct {
+				Amount uint64 `json:"amount"`
+			}
+			if len(c.body) > 0 {
+				if err := c.decode(&in); err != nil {
+					return err
+				}
+			}
+			ctx, cancel := c.writeCtx()
+			defer cancel()
+			h, res, err := p.Capture(ctx, c.user.UserID, id, in.Amount)
+			return s.paid(c, h, res, err, http.StatusOK)
+		}},
+		{method: "POST", pattern: "/v1/wallet/holds/{hold_id}/release", feature: "pay", auth: true, handle: func(c *call) error {
+			id, err := holdID(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.writeCtx()
+			defer cancel()
+			h, res, err := p.Release(ctx, c.user.UserID, id)
+			return s.paid(c, h, res, err, http.StatusOK)
+		}},
+		{method: "POST", pattern: "/v1/ledger/batches", feature: "ledger", maxBody: 4 << 20, handle: func(c *call) error {
+			// The raw ledger is for operators and internal services: the ops
+			// token is required, loopback is not enough.
+			if !c.opsTokenPresented() {
+				return apperr.New(apperr.Forbidden, "the batch API needs the ops token")
+			}
+			var b pay.Batch
+			if err := c.decode(&b); err != nil {
+				return err
+			}
+			w, err := c.write()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.writeCtx()
+			defer cancel()
+			r, res, err := p.ApplyBatch(ctx, w, "ops", b)
+			if err != nil {
+				return err
+			}
+			return c.written(http.StatusOK, res, r)
+		}},
 	}
+}
+
+func holdID(c *call) (ledger.ID, error) {
+	var id ledger.ID
+	if err := id.UnmarshalText([]byte(c.r.PathValue("hold_id"))); err != nil {
+		return id, apperr.New(apperr.NotFound, "no such hold")
+	}
+	return id, nil
+}
+
+// paid answers a money write: its outcome, or the ledger's refusal as
+// {"status":<code>,"error":{…}}.
+func (s *Server) paid(c *call, v any, res cmdlog.Result, err error, status int) error {
+	if e := apperr.From(err); err != nil && pay.IsLedgerCode(e.Code) {
+		return c.json(apperr.Status(e.Code), map[string]any{"status": e.Code,
+			"error": errorDetail{Code: e.Code, Message: e.Message, Field: e.Field, RequestID: c.reqID}})
+	}
+	if err != nil {
+		return err
+	}
+	if res.Replayed {
+		status = http.StatusOK
+	}
+	return c.written(status, res, v)
 }
 
 // money runs a payment: 201 {"status":"ok",…} (200 when the id was paid
@@ -44,16 +161,5 @@ func (s *Server) money(c *call, fn moneyCall, transfer bool) error {
 	ctx, cancel := c.writeCtx()
 	defer cancel()
 	pm, res, err := fn(ctx, c.user.UserID, in)
-	if e := apperr.From(err); err != nil && pay.IsLedgerCode(e.Code) {
-		return c.json(apperr.Status(e.Code), map[string]any{"status": e.Code,
-			"error": errorDetail{Code: e.Code, Message: e.Message, Field: e.Field, RequestID: c.reqID}})
-	}
-	if err != nil {
-		return err
-	}
-	status := http.StatusCreated
-	if res.Replayed {
-		status = http.StatusOK
-	}
-	return c.written(status, res, pm)
+	return s.paid(c, pm, res, err, http.StatusCreated)
 }

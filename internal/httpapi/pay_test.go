@@ -2,9 +2,14 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"superapp/client"
+	"superapp/internal/node"
+	"superapp/internal/node/nodetest"
 )
 
 func balance(t *testing.T, c *client.Client, currency string) uint64 {
@@ -100,4 +105,121 @@ func TestWallet(t *testing.T) {
 	}
 	_, err = a.Pay(ctx, "to-blocker", b.UserID(), 1, "KRW")
 	wantCode(t, err, "blocked")
+}
+
+func TestHoldsStatementLimits(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rider, _ := e.user("Rider")
+	driver, _ := e.user("Driver")
+	other, _ := e.user("Other")
+	if _, err := rider.TopUp(ctx, "t1", 4_000_000, "KRW"); err != nil {
+		t.Fatal(err)
+	}
+	h, err := rider.PlaceHold(ctx, "ride-1", driver.UserID(), 30_000, "KRW", 0)
+	if err != nil || h.Status != "pending" {
+		t.Fatalf("hold: %v %+v", err, h)
+	}
+	bs, _ := rider.Wallet(ctx)
+	if bs[0].Available != 3_970_000 || bs[0].Pending != 30_000 {
+		t.Fatalf("rider during the hold: %+v", bs)
+	}
+	// Only the payee resolves a hold; strangers do not even see it.
+	_, err = rider.Capture(ctx, h.HoldID, 0)
+	wantCode(t, err, "not_found")
+	_, err = other.Release(ctx, h.HoldID)
+	wantCode(t, err, "not_found")
+	if r := e.do("GET", "/v1/wallet/holds/"+h.HoldID, other.AccessToken(), ""); r.status != 404 {
+		t.Fatalf("stranger reads a hold: %d %s", r.status, r.raw)
+	}
+	// Capture part: the rest goes back.
+	got, err := driver.Capture(ctx, h.HoldID, 25_000)
+	if err != nil || got.Status != "captured" || got.Captured != 25_000 {
+		t.Fatalf("capture: %v %+v", err, got)
+	}
+	if _, err := driver.Capture(ctx, h.HoldID, 0); err != nil {
+		t.Fatalf("capture retried: %v", err) // the same capture, answered again
+	}
+	_, err = driver.Release(ctx, h.HoldID)
+	wantCode(t, err, "pending_transfer_already_posted")
+	if b := balance(t, rider, "KRW"); b != 3_975_000 {
+		t.Fatalf("rider after capture: %d", b)
+	}
+	if b := balance(t, driver, "KRW"); b != 25_000 {
+		t.Fatalf("driver after capture: %d", b)
+	}
+	// Release.
+	h2, _ := rider.PlaceHold(ctx, "ride-2", driver.UserID(), 10_000, "KRW", 60)
+	if r, err := driver.Release(ctx, h2.HoldID); err != nil || r.Status != "released" {
+		t.Fatalf("release: %v %+v", err, r)
+	}
+	if b := balance(t, rider, "KRW"); b != 3_975_000 {
+		t.Fatalf("rider after release: %d", b)
+	}
+	// Expiry: the money comes back by itself once the hold's time is up.
+	h3, _ := rider.PlaceHold(ctx, "ride-3", driver.UserID(), 5_000, "KRW", 2)
+	e.clock.Advance(3 * time.Second)
+	if _, err := rider.TopUp(ctx, "tick", 1, "KRW"); err != nil { // any ledger entry moves its time on
+		t.Fatal(err)
+	}
+	_, err = driver.Capture(ctx, h3.HoldID, 0)
+	wantCode(t, err, "pending_transfer_expired")
+	if b := balance(t, rider, "KRW"); b != 3_975_001 {
+		t.Fatalf("rider after expiry: %d", b)
+	}
+	// Limits: per payment and per day.
+	_, err = rider.Pay(ctx, "big", driver.UserID(), 2_000_001, "KRW")
+	wantCode(t, err, "limit_exceeded")
+	for i, amt := range []uint64{2_000_000, 1_900_000} {
+		if _, err := rider.Pay(ctx, fmt.Sprintf("day-%d", i), other.UserID(), amt, "KRW"); err != nil {
+			t.Fatalf("payment %d: %v", i, err)
+		}
+	}
+	// 30,000 + 10,000 + 5,000 held and 3,900,000 paid today: 1,100,000 more is over.
+	_, err = rider.Pay(ctx, "day-3", other.UserID(), 1_100_000, "KRW")
+	wantCode(t, err, "limit_exceeded")
+	// Statement, newest first, paged.
+	page, next, err := rider.Statement(ctx, 0, 3)
+	if err != nil || len(page) != 3 || page[0].Kind != "sent" || page[0].ID != "day-1" || next == 0 {
+		t.Fatalf("statement: %v %+v %d", err, page, next)
+	}
+	rest, _, _ := rider.Statement(ctx, next, 50)
+	kinds := []string{}
+	for _, en := range append(page, rest...) {
+		kinds = append(kinds, en.Kind)
+	}
+	if strings.Join(kinds, ",") != "sent,sent,topup,hold,released,hold,captured,hold,topup" {
+		t.Fatalf("statement kinds: %v", kinds)
+	}
+	if ds, _, _ := driver.Statement(ctx, 0, 10); len(ds) != 1 || ds[0].Kind != "received" || ds[0].Amount != 25_000 {
+		t.Fatalf("driver statement: %+v", ds)
+	}
+}
+
+func TestLedgerBatchAPI(t *testing.T) {
+	e := newEnv(t)
+	u, _ := e.user("NotOps")
+	body := `{"accounts":[{"id":"a1","currency":"KRW"},{"id":"a2","currency":"KRW","flags":2}],` +
+		`"transfers":[{"id":"b1","debit_account_id":"a1","credit_account_id":"a2","amount":10,"currency":"KRW"},` +
+		`{"id":"b2","debit_account_id":"a2","credit_account_id":"a1","amount":11,"currency":"KRW"}]}`
+	for _, tok := range []string{"", u.AccessToken()} {
+		if r := e.do("POST", "/v1/ledger/batches", tok, body); r.status != 403 {
+			t.Fatalf("batch API without the ops token: %d %s", r.status, r.raw)
+		}
+	}
+	n := nodetest.StartConfig(t, node.Config{OpsToken: "ops"})
+	ops := &env{t: t, url: nodetest.URL(n)}
+	r := ops.do("POST", "/v1/ledger/batches", "ops", body)
+	if r.status != 200 || fmt.Sprint(r.body["accounts"]) != "[ok ok]" || fmt.Sprint(r.body["transfers"]) != "[ok exceeds_credits]" {
+		t.Fatalf("batch: %d %s", r.status, r.raw)
+	}
+	r = ops.do("POST", "/v1/ledger/batches", "ops", body)
+	if fmt.Sprint(r.body["transfers"]) != "[exists exceeds_credits]" {
+		t.Fatalf("batch again: %d %s", r.status, r.raw)
+	}
+	big := `{"transfers":[` + strings.Repeat(`{"id":"1","debit_account_id":"a1","credit_account_id":"a2","amount":1,"currency":"KRW"},`, 8190) +
+		`{"id":"1","debit_account_id":"a1","credit_account_id":"a2","amount":1,"currency":"KRW"}]}`
+	if r := ops.do("POST", "/v1/ledger/batches", "ops", big); r.status != 400 || r.errField() != "transfers" {
+		t.Fatalf("8,191 transfers: %d %.200s", r.status, r.raw)
+	}
 }

@@ -432,6 +432,13 @@ func (c *call) opsAllowed() bool {
 	return subtle.ConstantTimeCompare([]byte(tok), []byte(c.s.cfg.OpsToken)) == 1
 }
 
+// opsTokenPresented reports whether the caller presents the configured ops
+// token (never true when none is configured).
+func (c *call) opsTokenPresented() bool {
+	tok, _ := strings.CutPrefix(c.r.Header.Get("Authorization"), "Bearer ")
+	return c.s.cfg.OpsToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(c.s.cfg.OpsToken)) == 1
+}
+
 // writeCtx bounds a write's wait for a quorum.
 func (c *call) writeCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.ctx(), c.s.cfg.WriteTimeout)

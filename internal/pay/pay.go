@@ -12,6 +12,7 @@ package pay
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -66,6 +67,8 @@ func init() {
 	}
 	ledgerCodes[ledger.ExistsWithDifferentFields] = true
 	apperr.Register(ledger.ExistsWithDifferentFields, http.StatusConflict)
+	ledgerCodes[LimitExceeded] = true
+	apperr.Register(LimitExceeded, http.StatusUnprocessableEntity)
 }
 
 // WalletID is the ledger account of a user's wallet in a currency.
@@ -87,17 +90,82 @@ type State struct {
 	l  *ledger.Ledger
 	// wallets lists each user's wallet currencies.
 	wallets map[string]map[string]bool
+	// history is each user's statement, oldest first.
+	history map[string][]Entry
+	// spent is what each user sent per currency and UTC day, for limits.
+	spent map[string]map[string]uint64
+	holds map[ledger.ID]*Hold
 }
 
 // NewState returns an empty state.
 func NewState() *State {
-	return &State{l: ledger.New(), wallets: map[string]map[string]bool{}}
+	return &State{l: ledger.New(), wallets: map[string]map[string]bool{}, history: map[string][]Entry{},
+		spent: map[string]map[string]uint64{}, holds: map[ledger.ID]*Hold{}}
 }
+
+// Entry is one line of a user's statement.
+type Entry struct {
+	TransferID   ledger.ID `json:"transfer_id"`
+	Kind         string    `json:"kind"` // topup, sent, received, hold, captured, released
+	Amount       uint64    `json:"amount"`
+	Currency     string    `json:"currency"`
+	Counterparty string    `json:"counterparty,omitempty"`
+	ClientID     string    `json:"id,omitempty"`
+	At           time.Time `json:"at"`
+}
+
+// Hold is money reserved from a payer for a payee, until captured (in
+// full or in part), released, or expired.
+type Hold struct {
+	HoldID    ledger.ID `json:"hold_id"`
+	Payer     string    `json:"payer"`
+	Payee     string    `json:"payee"`
+	Amount    uint64    `json:"amount"`
+	Currency  string    `json:"currency"`
+	Status    string    `json:"status"` // pending, captured, released, expired
+	Captured  uint64    `json:"captured"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Limits on what one user may send (payments and holds), in minor units
+// of the currency.
+const (
+	PerTransferLimit = 2_000_000
+	PerDayLimit      = 5_000_000
+)
+
+// LimitExceeded is the error code of a payment over a limit.
+const LimitExceeded = "limit_exceeded"
+
+// withinLimits checks and books what user sends at time at.
+func (s *State) withinLimits(user, currency string, amount uint64, at time.Time) *apperr.Error {
+	if amount > PerTransferLimit {
+		return &apperr.Error{Code: LimitExceeded, Field: "amount", Message: fmt.Sprintf("at most %d per payment", PerTransferLimit)}
+	}
+	day := currency + "/" + at.UTC().Format("2006-01-02")
+	if s.spent[user][day]+amount > PerDayLimit {
+		return &apperr.Error{Code: LimitExceeded, Field: "amount", Message: fmt.Sprintf("at most %d a day", PerDayLimit)}
+	}
+	return nil
+}
+
+func (s *State) book(user, currency string, amount uint64, at time.Time) {
+	day := currency + "/" + at.UTC().Format("2006-01-02")
+	if s.spent[user] == nil {
+		s.spent[user] = map[string]uint64{}
+	}
+	s.spent[user][day] += amount
+}
+
+func (s *State) record(user string, e Entry) { s.history[user] = append(s.history[user], e) }
 
 const (
 	kindBatch    = "ledger.batch"
 	kindTopUp    = "wallet.topup"
 	kindTransfer = "wallet.transfer"
+	kindHold     = "hold.place"
+	kindCapture  = "hold.capture"
+	kindRelease  = "hold.release"
 )
 
 // Batch is the raw batch API's command.
@@ -114,10 +182,15 @@ type BatchResult struct {
 
 type moneyCmd struct {
 	ID       ledger.ID `json:"id"`
+	ClientID string    `json:"client_id"`
 	From     string    `json:"from,omitempty"`
 	To       string    `json:"to"`
 	Amount   uint64    `json:"amount"`
 	Currency string    `json:"currency"`
+	// Timeout is a hold's lifetime in seconds.
+	Timeout uint32 `json:"timeout,omitempty"`
+	// HoldID names the hold a capture or release resolves.
+	HoldID ledger.ID `json:"hold_id,omitempty"`
 }
 
 // Payment is the outcome of a top-up or a transfer.
@@ -149,36 +222,148 @@ func (s *State) Apply(_ uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 			r.Transfers = s.l.CreateTransfers(now, b.Transfers)
 		}
 		return r, nil
-	case kindTopUp, kindTransfer:
+	case kindTopUp, kindTransfer, kindHold:
 		var c moneyCmd
 		if err := json.Unmarshal(e.Data, &c); err != nil {
 			return nil, apperr.New(apperr.Malformed, "bad command")
 		}
-		s.ensureWallet(now, c.To, c.Currency)
-		t := ledger.Transfer{ID: c.ID, CreditAccountID: WalletID(c.To, c.Currency), Amount: c.Amount, Currency: c.Currency}
-		if e.Kind == kindTopUp {
-			s.ensureSettlement(now, c.Currency)
-			t.DebitAccountID = SettlementID(c.Currency)
-		} else {
-			s.ensureWallet(now, c.From, c.Currency)
-			t.DebitAccountID = WalletID(c.From, c.Currency)
+		return s.move(now, e, c)
+	case kindCapture, kindRelease:
+		var c moneyCmd
+		if err := json.Unmarshal(e.Data, &c); err != nil {
+			return nil, apperr.New(apperr.Malformed, "bad command")
 		}
-		status := s.l.CreateTransfers(now, []ledger.Transfer{t})[0]
-		if status == ledger.Exists {
-			status = ledger.OK // the same payment, applied once before
-		}
-		p := Payment{Status: status, TransferID: c.ID, Amount: c.Amount, Currency: c.Currency, At: e.At}
-		if e.Kind == kindTransfer {
-			p.To = c.To
-		}
-		if status != ledger.OK {
-			// Refused: nothing moved, so the id is not used up; the same
-			// payment may come back once the wallet holds enough.
-			return nil, refusal(status)
-		}
-		return p, nil
+		return s.resolve(now, e, c)
 	}
 	return nil, apperr.New(apperr.Invalid, "unknown command %q", e.Kind)
+}
+
+// move applies a top-up, a payment or a hold.
+func (s *State) move(now int64, e *cmdlog.Envelope, c moneyCmd) (any, *apperr.Error) {
+	if old, ok := s.l.Transfer(c.ID); ok {
+		// The same payment, applied once before: the original answer.
+		if old.Amount != c.Amount || old.CreditAccountID != WalletID(c.To, c.Currency) {
+			return nil, refusal(ledger.ExistsWithDifferentFields)
+		}
+		return Payment{Status: ledger.OK, TransferID: c.ID, Amount: c.Amount, Currency: c.Currency, To: c.To, At: time.Unix(0, old.Timestamp).UTC()}, nil
+	}
+	if e.Kind != kindTopUp {
+		if err := s.withinLimits(c.From, c.Currency, c.Amount, e.At); err != nil {
+			return nil, err
+		}
+	}
+	s.ensureWallet(now, c.To, c.Currency)
+	t := ledger.Transfer{ID: c.ID, CreditAccountID: WalletID(c.To, c.Currency), Amount: c.Amount, Currency: c.Currency}
+	if e.Kind == kindTopUp {
+		s.ensureSettlement(now, c.Currency)
+		t.DebitAccountID = SettlementID(c.Currency)
+	} else {
+		s.ensureWallet(now, c.From, c.Currency)
+		t.DebitAccountID = WalletID(c.From, c.Currency)
+	}
+	if e.Kind == kindHold {
+		t.Flags, t.Timeout = ledger.Pending, c.Timeout
+	}
+	if status := s.l.CreateTransfers(now, []ledger.Transfer{t})[0]; status != ledger.OK {
+		// Refused: nothing moved, so the id is not used up; the same
+		// payment may come back once the wallet holds enough.
+		return nil, refusal(status)
+	}
+	entry := Entry{TransferID: c.ID, Amount: c.Amount, Currency: c.Currency, ClientID: c.ClientID, At: e.At}
+	switch e.Kind {
+	case kindTopUp:
+		entry.Kind = "topup"
+		s.record(c.To, entry)
+	case kindTransfer:
+		s.book(c.From, c.Currency, c.Amount, e.At)
+		sent, got := entry, entry
+		sent.Kind, sent.Counterparty = "sent", c.To
+		got.Kind, got.Counterparty, got.ClientID = "received", c.From, ""
+		s.record(c.From, sent)
+		s.record(c.To, got)
+	case kindHold:
+		s.book(c.From, c.Currency, c.Amount, e.At)
+		h := &Hold{HoldID: c.ID, Payer: c.From, Payee: c.To, Amount: c.Amount, Currency: c.Currency, Status: "pending",
+			ExpiresAt: e.At.Add(time.Duration(c.Timeout) * time.Second)}
+		s.holds[c.ID] = h
+		entry.Kind, entry.Counterparty = "hold", c.To
+		s.record(c.From, entry)
+		return *h, nil
+	}
+	return Payment{Status: ledger.OK, TransferID: c.ID, Amount: c.Amount, Currency: c.Currency, To: c.To, At: e.At}, nil
+}
+
+// resolve captures or releases a hold; only its payee may.
+func (s *State) resolve(now int64, e *cmdlog.Envelope, c moneyCmd) (any, *apperr.Error) {
+	h := s.holds[c.HoldID]
+	if h == nil || h.Payee != e.Actor {
+		return nil, apperr.New(apperr.NotFound, "no such hold for you to resolve")
+	}
+	t := ledger.Transfer{ID: c.ID, PendingID: c.HoldID, Amount: c.Amount, Flags: ledger.PostPending}
+	if e.Kind == kindRelease {
+		t.Flags, t.Amount = ledger.VoidPending, 0
+	}
+	status := s.l.CreateTransfers(now, []ledger.Transfer{t})[0]
+	if status == ledger.Exists {
+		return *h, nil // resolved by this very command before
+	}
+	if status != ledger.OK {
+		if st, ok := s.l.PendingStateOf(h.HoldID); ok && st == ledger.StateExpired {
+			h.Status = "expired"
+		}
+		return nil, refusal(status)
+	}
+	entry := Entry{TransferID: c.ID, Currency: h.Currency, At: e.At}
+	if e.Kind == kindCapture {
+		posted, _ := s.l.Transfer(c.ID)
+		h.Status, h.Captured = "captured", posted.Amount
+		entry.Amount = posted.Amount
+		paid, got := entry, entry
+		paid.Kind, paid.Counterparty = "captured", h.Payee
+		got.Kind, got.Counterparty = "received", h.Payer
+		s.record(h.Payer, paid)
+		s.record(h.Payee, got)
+	} else {
+		h.Status = "released"
+		entry.Kind, entry.Amount, entry.Counterparty = "released", h.Amount, h.Payee
+		s.record(h.Payer, entry)
+	}
+	return *h, nil
+}
+
+// Statement returns a user's entries in currency ("" for all), newest
+// first, before index before (0: from the newest), and the index to page on.
+func (s *State) Statement(user, currency string, before, limit int) ([]Entry, int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	h := s.history[user]
+	i := len(h)
+	if before > 0 && before < i {
+		i = before
+	}
+	out := []Entry{}
+	for i > 0 && len(out) < limit {
+		i--
+		if currency == "" || h[i].Currency == currency {
+			out = append(out, h[i])
+		}
+	}
+	return out, i
+}
+
+// HoldOf returns a hold if user is its payer or payee.
+func (s *State) HoldOf(id ledger.ID, user string) (Hold, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	h := s.holds[id]
+	if h == nil || (h.Payer != user && h.Payee != user) {
+		return Hold{}, false
+	}
+	out := *h
+	if st, ok := s.l.PendingStateOf(id); ok && st == ledger.StateExpired {
+		out.Status = "expired"
+	}
+	return out, true
 }
 
 func (s *State) ensureWallet(now int64, user, currency string) {
@@ -314,7 +499,7 @@ func (s *Service) TopUp(ctx context.Context, user string, in MoneyInput) (Paymen
 	if in.ToUser != "" {
 		return Payment{}, cmdlog.Result{}, apperr.Field("to_user", "a top-up goes to your own wallet")
 	}
-	c := moneyCmd{ID: TransferID(user, in.ID), To: user, Amount: in.Amount, Currency: in.Currency}
+	c := moneyCmd{ID: TransferID(user, in.ID), ClientID: in.ID, To: user, Amount: in.Amount, Currency: in.Currency}
 	return s.submit(ctx, kindTopUp, user, in, c)
 }
 
@@ -328,7 +513,7 @@ func (s *Service) Transfer(ctx context.Context, user string, in MoneyInput) (Pay
 	if in.ToUser == "" || in.ToUser == user {
 		return Payment{}, cmdlog.Result{}, apperr.Field("to_user", "name another user to pay")
 	}
-	c := moneyCmd{ID: TransferID(user, in.ID), From: user, To: in.ToUser, Amount: in.Amount, Currency: in.Currency}
+	c := moneyCmd{ID: TransferID(user, in.ID), ClientID: in.ID, From: user, To: in.ToUser, Amount: in.Amount, Currency: in.Currency}
 	return s.submit(ctx, kindTransfer, user, in, c)
 }
 
@@ -341,4 +526,88 @@ func (s *Service) submit(ctx context.Context, kind, user string, in MoneyInput, 
 	var p Payment
 	err = json.Unmarshal(res.Value, &p)
 	return p, res, err
+}
+
+// HoldInput is a hold as a feature asks for it.
+type HoldInput struct {
+	ID        string `json:"id"`
+	Payee     string `json:"payee"`
+	Amount    uint64 `json:"amount"`
+	Currency  string `json:"currency"`
+	ExpiresIn uint32 `json:"expires_in,omitempty"` // seconds; default a day
+}
+
+// MaxHold is the longest a hold may last.
+const MaxHold = 7 * 24 * 3600
+
+// PlaceHold reserves money in the user's wallet for a payee (a driver, a
+// restaurant) until the payee captures it, releases it, or it expires.
+func (s *Service) PlaceHold(ctx context.Context, user string, in HoldInput) (Hold, cmdlog.Result, error) {
+	mi := MoneyInput{ID: in.ID, ToUser: in.Payee, Amount: in.Amount, Currency: in.Currency}
+	if err := mi.check(); err != nil {
+		return Hold{}, cmdlog.Result{}, err
+	}
+	if in.Payee == "" || in.Payee == user {
+		return Hold{}, cmdlog.Result{}, apperr.Field("payee", "name the user the money is held for")
+	}
+	if in.ExpiresIn == 0 {
+		in.ExpiresIn = 24 * 3600
+	}
+	if in.ExpiresIn > MaxHold {
+		return Hold{}, cmdlog.Result{}, apperr.Field("expires_in", "a hold lasts at most %d seconds", MaxHold)
+	}
+	c := moneyCmd{ID: TransferID(user, "hold/"+in.ID), ClientID: in.ID, From: user, To: in.Payee, Amount: in.Amount, Currency: mi.Currency, Timeout: in.ExpiresIn}
+	res, err := s.sub.Submit(ctx, cmdlog.Write{ID: "hold/" + user + "/" + in.ID}, kindHold, user, c)
+	if err != nil {
+		return Hold{}, res, err
+	}
+	var h Hold
+	err = json.Unmarshal(res.Value, &h)
+	return h, res, err
+}
+
+// Capture takes a hold's money, all of it (amount 0) or part (the rest goes
+// back to the payer). Only the payee may; a hold is captured once.
+func (s *Service) Capture(ctx context.Context, user string, holdID ledger.ID, amount uint64) (Hold, cmdlog.Result, error) {
+	return s.resolveHold(ctx, kindCapture, user, holdID, amount)
+}
+
+// Release gives a hold's money back to the payer. Only the payee may.
+func (s *Service) Release(ctx context.Context, user string, holdID ledger.ID) (Hold, cmdlog.Result, error) {
+	return s.resolveHold(ctx, kindRelease, user, holdID, 0)
+}
+
+func (s *Service) resolveHold(ctx context.Context, kind, user string, holdID ledger.ID, amount uint64) (Hold, cmdlog.Result, error) {
+	if h, ok := s.state.HoldOf(holdID, user); !ok || h.Payee != user {
+		return Hold{}, cmdlog.Result{}, apperr.New(apperr.NotFound, "no such hold for you to resolve")
+	}
+	if amount > MaxAmount {
+		return Hold{}, cmdlog.Result{}, apperr.Field("amount", "amount must be at most %d", MaxAmount)
+	}
+	// One capture or release per hold: its id follows from the hold's.
+	c := moneyCmd{ID: TransferID(user, kind+"/"+holdID.String()), HoldID: holdID, Amount: amount}
+	res, err := s.sub.Submit(ctx, cmdlog.Write{ID: kind + "/" + holdID.String()}, kind, user, c)
+	if err != nil {
+		return Hold{}, res, err
+	}
+	var h Hold
+	err = json.Unmarshal(res.Value, &h)
+	return h, res, err
+}
+
+// ApplyBatch runs a raw ledger batch (operators and internal services).
+func (s *Service) ApplyBatch(ctx context.Context, w cmdlog.Write, actor string, b Batch) (BatchResult, cmdlog.Result, error) {
+	if len(b.Accounts)+len(b.Transfers) == 0 {
+		return BatchResult{}, cmdlog.Result{}, apperr.Field("transfers", "the batch is empty")
+	}
+	if len(b.Accounts) > ledger.MaxBatch || len(b.Transfers) > ledger.MaxBatch {
+		return BatchResult{}, cmdlog.Result{}, apperr.Field("transfers", "a batch holds at most %d accounts and %d transfers", ledger.MaxBatch, ledger.MaxBatch)
+	}
+	res, err := s.sub.Submit(ctx, w, kindBatch, actor, b)
+	if err != nil {
+		return BatchResult{}, res, err
+	}
+	var r BatchResult
+	err = json.Unmarshal(res.Value, &r)
+	return r, res, err
 }
