@@ -14,8 +14,11 @@ import (
 
 // benchCmd measures a feature on three local DCs.
 func benchCmd(args []string) error {
-	if len(args) == 0 || args[0] != "chat" {
-		return fmt.Errorf("usage: superapp bench chat [flags]")
+	if len(args) == 0 || (args[0] != "chat" && args[0] != "pay") {
+		return fmt.Errorf("usage: superapp bench chat|pay [flags]")
+	}
+	if args[0] == "pay" {
+		return benchPay(args[1:])
 	}
 	fs := flag.NewFlagSet("bench chat", flag.ContinueOnError)
 	o := bench.ChatOptions{Out: os.Stdout}
@@ -43,4 +46,30 @@ func benchCmd(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return bench.Chat(ctx, o)
+}
+
+func benchPay(args []string) error {
+	fs := flag.NewFlagSet("bench pay", flag.ContinueOnError)
+	o := bench.PayOptions{Out: os.Stdout}
+	fs.IntVar(&o.Accounts, "accounts", 10_000, "ledger accounts in the batch run")
+	fs.IntVar(&o.Batches, "batch-senders", 4, "concurrent senders of full batches")
+	fs.IntVar(&o.Senders, "senders", 128, "concurrent HTTP payers")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "length of each run")
+	fs.IntVar(&o.Rate, "rate", 1000, "offered payments/s in the latency run")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "superapp-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	o.Binary, o.Dir = bin, dir
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return bench.Pay(ctx, o)
 }

@@ -22,7 +22,7 @@ const usage = `superapp: a super app platform that survives the loss of a data c
 Usage:
   superapp serve [flags]    run one node (alone, or as one of three DCs)
   superapp cluster [flags]  run three DCs on this machine, until Ctrl-C
-  superapp bench chat       measure chat on three local DCs
+  superapp bench chat|pay   measure chat or payments on three local DCs
 
 Run "superapp serve -h" for the flags. Every flag may also be given as an
 environment variable SUPERAPP_<NAME>, e.g. SUPERAPP_CLUSTER_SECRET.
