@@ -40,11 +40,12 @@ type membersCmd struct {
 }
 
 type sendCmd struct {
-	ConversationID string `json:"conversation_id"`
-	ID             string `json:"id"`
-	Text           string `json:"text"`
-	ReplyTo        uint64 `json:"reply_to,omitempty"`
-	AttachmentID   string `json:"attachment_id,omitempty"`
+	ConversationID string       `json:"conversation_id"`
+	ID             string       `json:"id"`
+	Text           string       `json:"text"`
+	ReplyTo        uint64       `json:"reply_to,omitempty"`
+	AttachmentID   string       `json:"attachment_id,omitempty"`
+	Payment        *PaymentCard `json:"payment,omitempty"`
 }
 
 type seqCmd struct {
@@ -209,8 +210,15 @@ func (s *State) send(seq uint64, e *cmdlog.Envelope, c sendCmd) (any, *apperr.Er
 		cp := *a
 		att = &cp
 	}
-	m := &Message{ConversationID: conv.ID, ID: c.ID, Seq: conv.lastSeq() + 1, Sender: e.Actor, Kind: KindText,
-		Text: c.Text, ReplyTo: c.ReplyTo, Attachment: att, SentAt: e.At}
+	kind := KindText
+	if c.Payment != nil {
+		if conv.members[c.Payment.To] == nil {
+			return nil, &apperr.Error{Code: NotMember, Field: "to_user", Message: "the payee is not a member of this conversation"}
+		}
+		kind = KindPayment
+	}
+	m := &Message{ConversationID: conv.ID, ID: c.ID, Seq: conv.lastSeq() + 1, Sender: e.Actor, Kind: kind,
+		Text: c.Text, ReplyTo: c.ReplyTo, Attachment: att, Payment: c.Payment, SentAt: e.At}
 	conv.messages = append(conv.messages, m)
 	conv.byClient[key] = m.Seq
 	conv.UpdatedAt = e.At
@@ -293,7 +301,7 @@ func (s *State) receipt(seq uint64, e *cmdlog.Envelope, c seqCmd) (any, *apperr.
 func (c *Conversation) unreadAfter(user string, seq, from uint64) int {
 	n := 0
 	for _, m := range c.messages[max(seq, from):] {
-		if m.Kind == KindText && m.Sender != user && m.DeletedAt == nil {
+		if m.Kind != KindSystem && m.Sender != user && m.DeletedAt == nil {
 			n++
 		}
 	}

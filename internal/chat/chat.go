@@ -36,21 +36,33 @@ const (
 const (
 	KindText   = "text"
 	KindSystem = "system"
+	// KindPayment is a money transfer's card; only the server makes them,
+	// after the ledger committed the transfer.
+	KindPayment = "payment"
 )
 
 // Message is one message of a conversation.
 type Message struct {
-	ConversationID string      `json:"conversation_id"`
-	ID             string      `json:"id"` // the sender's client id
-	Seq            uint64      `json:"seq"`
-	Sender         string      `json:"sender"`
-	Kind           string      `json:"kind"`
-	Text           string      `json:"text"`
-	ReplyTo        uint64      `json:"reply_to,omitempty"`
-	Attachment     *Attachment `json:"attachment,omitempty"`
-	System         *System     `json:"system,omitempty"`
-	SentAt         time.Time   `json:"sent_at"`
-	DeletedAt      *time.Time  `json:"deleted_at,omitempty"`
+	ConversationID string       `json:"conversation_id"`
+	ID             string       `json:"id"` // the sender's client id
+	Seq            uint64       `json:"seq"`
+	Sender         string       `json:"sender"`
+	Kind           string       `json:"kind"`
+	Text           string       `json:"text"`
+	ReplyTo        uint64       `json:"reply_to,omitempty"`
+	Attachment     *Attachment  `json:"attachment,omitempty"`
+	Payment        *PaymentCard `json:"payment,omitempty"`
+	System         *System      `json:"system,omitempty"`
+	SentAt         time.Time    `json:"sent_at"`
+	DeletedAt      *time.Time   `json:"deleted_at,omitempty"`
+}
+
+// PaymentCard shows a money transfer in a conversation.
+type PaymentCard struct {
+	TransferID string `json:"transfer_id"`
+	To         string `json:"to_user"`
+	Amount     uint64 `json:"amount"`
+	Currency   string `json:"currency"`
 }
 
 // System describes a system message: a join, leave, removal or rename.

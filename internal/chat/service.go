@@ -346,3 +346,47 @@ func (s *Service) SetAdmin(ctx context.Context, w cmdlog.Write, actor, convID, u
 	res, err := s.submit(ctx, w, kindRole, actor, convID, membersCmd{ConversationID: convID, UserID: user, Admin: admin}, &v)
 	return v, res, err
 }
+
+// PaymentPeer checks that actor may pay in a conversation and returns the
+// payee: the other member of a one-to-one conversation, or to (a member)
+// in a group. Errors: conversation_not_found, not_member, invalid_field.
+func (s *Service) PaymentPeer(convID, actor, to string) (string, error) {
+	s.state.mu.RLock()
+	defer s.state.mu.RUnlock()
+	conv, _, err := s.state.forMember(convID, actor)
+	if err != nil {
+		return "", err
+	}
+	if to == "" && conv.Kind == Direct {
+		for _, u := range conv.order {
+			if u != actor {
+				to = u
+			}
+		}
+	}
+	if to == "" || to == actor {
+		return "", apperr.Field("to_user", "name the member to pay")
+	}
+	if conv.members[to] == nil {
+		return "", &apperr.Error{Code: NotMember, Field: "to_user", Message: "the payee is not a member of this conversation"}
+	}
+	return to, nil
+}
+
+// PostPayment puts a committed transfer's card in the conversation. The
+// card's id follows from the payment's client id, so posting it again
+// (a retry after a failover) shows it once.
+func (s *Service) PostPayment(ctx context.Context, actor, convID, clientID, text string, card PaymentCard) (Message, cmdlog.Result, error) {
+	id := "pay-" + clientID
+	if len(id) > MaxClientID {
+		id = id[:MaxClientID]
+	}
+	w := cmdlog.Write{ID: "msg/" + convID + "/" + actor + "/" + id}
+	res, err := s.sub.Submit(ctx, w, kindSend, actor, sendCmd{ConversationID: convID, ID: id, Text: text, Payment: &card})
+	if err != nil {
+		return Message{}, res, err
+	}
+	var m Message
+	err = json.Unmarshal(res.Value, &m)
+	return m, res, err
+}

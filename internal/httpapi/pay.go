@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"superapp/internal/apperr"
+	"superapp/internal/chat"
 	"superapp/internal/cmdlog"
 	"superapp/internal/ledger"
 	"superapp/internal/pay"
@@ -24,6 +25,7 @@ func (s *Server) payRoutes() []route {
 		{method: "POST", pattern: "/v1/wallet/transfers", feature: "pay", auth: true, maxBody: smallBody, handle: func(c *call) error {
 			return s.money(c, p.Transfer, true)
 		}},
+		{method: "POST", pattern: "/v1/conversations/{id}/payments", feature: "pay", auth: true, maxBody: smallBody, handle: s.chatPayment},
 		{method: "GET", pattern: "/v1/wallet/statement", feature: "pay", auth: true, handle: func(c *call) error {
 			before, err := uintParam(c, "before", 0)
 			if err != nil {
@@ -162,4 +164,46 @@ func (s *Server) money(c *call, fn moneyCall, transfer bool) error {
 	defer cancel()
 	pm, res, err := fn(ctx, c.user.UserID, in)
 	return s.paid(c, pm, res, err, http.StatusCreated)
+}
+
+// chatPayment sends money to a member of a conversation and shows it there
+// as a card: the ledger first, then the card; both keyed by the client's
+// id, so a retry after a failover completes what is missing, once.
+func (s *Server) chatPayment(c *call) error {
+	var in struct {
+		pay.MoneyInput
+		Text string `json:"text,omitempty"`
+	}
+	if err := c.decode(&in); err != nil {
+		return err
+	}
+	conv := c.r.PathValue("id")
+	to, err := s.cfg.Chat.PaymentPeer(conv, c.user.UserID, in.ToUser)
+	if err != nil {
+		return err
+	}
+	if s.cfg.Social.State().Blocked(c.user.UserID, to) {
+		return &apperr.Error{Code: apperr.Blocked, Field: "to_user", Message: "a block stands between you and this user"}
+	}
+	in.ToUser = to
+	ctx, cancel := c.writeCtx()
+	defer cancel()
+	pm, res, err := s.cfg.Pay.Transfer(ctx, c.user.UserID, in.MoneyInput)
+	if err != nil {
+		return s.paid(c, nil, res, err, 0)
+	}
+	m, mres, err := s.cfg.Chat.PostPayment(ctx, c.user.UserID, conv, in.ID, in.Text,
+		chat.PaymentCard{TransferID: pm.TransferID.String(), To: to, Amount: pm.Amount, Currency: pm.Currency})
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if res.Replayed && mres.Replayed {
+		status = http.StatusOK
+	}
+	ps := cmdlog.Positions{}
+	ps.Add(res.Position)
+	ps.Add(mres.Position)
+	c.w.Header().Set(HeaderPosition, ps.String())
+	return c.json(status, map[string]any{"status": pm.Status, "payment": pm, "message": m})
 }

@@ -223,3 +223,58 @@ func TestLedgerBatchAPI(t *testing.T) {
 		t.Fatalf("8,191 transfers: %d %.200s", r.status, r.raw)
 	}
 }
+
+func TestMoneyInChat(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a, _ := e.user("Giver")
+	b, _ := e.user("Taker")
+	x, _ := e.user("Outsider")
+	if _, err := a.TopUp(ctx, "t", 100_000, "KRW"); err != nil {
+		t.Fatal(err)
+	}
+	conv, err := a.CreateConversation(ctx, []string{b.UserID()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/v1/conversations/" + conv.ConversationID + "/payments"
+	r := e.do("POST", path, a.AccessToken(), `{"id":"dinner","amount":12000,"currency":"KRW","text":"for dinner"}`)
+	if r.status != 201 || r.body["status"] != "ok" {
+		t.Fatalf("pay in chat: %d %s", r.status, r.raw)
+	}
+	msg, _ := r.body["message"].(map[string]any)
+	card, _ := msg["payment"].(map[string]any)
+	if msg["kind"] != "payment" || card["amount"] != float64(12000) || card["to_user"] != b.UserID() {
+		t.Fatalf("card: %s", r.raw)
+	}
+	// Again with the same id: one payment, one card.
+	r = e.do("POST", path, a.AccessToken(), `{"id":"dinner","amount":12000,"currency":"KRW","text":"for dinner"}`)
+	if r.status != 200 || r.body["status"] != "ok" {
+		t.Fatalf("again: %d %s", r.status, r.raw)
+	}
+	ms, _, _ := b.Messages(ctx, conv.ConversationID, 0, 0, 10)
+	if len(ms) != 1 || ms[0].Kind != "payment" {
+		t.Fatalf("payee sees: %+v", ms)
+	}
+	if got := balance(t, b, "KRW"); got != 12000 {
+		t.Fatalf("payee balance: %d", got)
+	}
+	if c, _ := b.Conversation(ctx, conv.ConversationID); c.Unread != 1 {
+		t.Fatalf("a payment card is unread news: %+v", c)
+	}
+	// Nobody forges a card: clients cannot send the payment field.
+	r = e.do("POST", "/v1/conversations/"+conv.ConversationID+"/messages", a.AccessToken(), `{"id":"fake","text":"x","payment":{"amount":1}}`)
+	if r.status != 400 || r.errField() != "payment" {
+		t.Fatalf("forged card: %d %s", r.status, r.raw)
+	}
+	// Outsiders cannot pay into the conversation; too much is refused.
+	if r := e.do("POST", path, x.AccessToken(), `{"id":"x","amount":1}`); r.status != 403 || r.errCode() != "not_member" {
+		t.Fatalf("outsider: %d %s", r.status, r.raw)
+	}
+	if r := e.do("POST", path, a.AccessToken(), `{"id":"big","amount":99000}`); r.status != 422 || r.body["status"] != "exceeds_credits" {
+		t.Fatalf("overdraft in chat: %d %s", r.status, r.raw)
+	}
+	if ms, _, _ := b.Messages(ctx, conv.ConversationID, 0, 0, 10); len(ms) != 1 {
+		t.Fatalf("a refused payment left a card: %+v", ms)
+	}
+}
