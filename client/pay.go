@@ -104,3 +104,33 @@ func (c *Client) Statement(ctx context.Context, before, limit int) ([]Entry, int
 	err := c.Do(ctx, Request{Method: http.MethodGet, Path: fmt.Sprintf("/v1/wallet/statement?before=%d&limit=%d", before, limit)}, &out)
 	return out.Entries, out.Before, err
 }
+
+// Envelope is a red envelope.
+type Envelope struct {
+	EnvelopeID string            `json:"envelope_id"`
+	Sender     string            `json:"sender"`
+	Amount     uint64            `json:"amount"`
+	Shares     int               `json:"shares"`
+	Split      string            `json:"split"`
+	Remaining  uint64            `json:"remaining"`
+	Claims     map[string]uint64 `json:"claims"`
+	Status     string            `json:"status"`
+}
+
+// SendEnvelope puts amount in a red envelope for a group's first shares
+// claimers, split "equal" or "random".
+func (c *Client) SendEnvelope(ctx context.Context, convID, id string, amount uint64, shares int, split string) (Envelope, error) {
+	var out struct {
+		Envelope Envelope `json:"envelope"`
+	}
+	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/conversations/" + convID + "/envelopes",
+		Body: map[string]any{"id": id, "amount": amount, "shares": shares, "split": split}}, &out)
+	return out.Envelope, err
+}
+
+// Claim takes the user's share of an envelope.
+func (c *Client) Claim(ctx context.Context, envelopeID string) (Envelope, error) {
+	var env Envelope
+	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/envelopes/" + envelopeID + "/claim"}, &env)
+	return env, err
+}

@@ -212,7 +212,7 @@ func (s *State) send(seq uint64, e *cmdlog.Envelope, c sendCmd) (any, *apperr.Er
 	}
 	kind := KindText
 	if c.Payment != nil {
-		if conv.members[c.Payment.To] == nil {
+		if c.Payment.To != "" && conv.members[c.Payment.To] == nil {
 			return nil, &apperr.Error{Code: NotMember, Field: "to_user", Message: "the payee is not a member of this conversation"}
 		}
 		kind = KindPayment

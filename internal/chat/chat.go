@@ -57,12 +57,17 @@ type Message struct {
 	DeletedAt      *time.Time   `json:"deleted_at,omitempty"`
 }
 
-// PaymentCard shows a money transfer in a conversation.
+// PaymentCard shows money in a conversation: a transfer to a member, or a
+// red envelope for the first members who claim it.
 type PaymentCard struct {
-	TransferID string `json:"transfer_id"`
-	To         string `json:"to_user"`
+	Type       string `json:"type"` // transfer or envelope
+	TransferID string `json:"transfer_id,omitempty"`
+	EnvelopeID string `json:"envelope_id,omitempty"`
+	To         string `json:"to_user,omitempty"`
 	Amount     uint64 `json:"amount"`
 	Currency   string `json:"currency"`
+	Shares     int    `json:"shares,omitempty"`
+	Split      string `json:"split,omitempty"`
 }
 
 // System describes a system message: a join, leave, removal or rename.

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	"superapp/internal/apperr"
 	"superapp/internal/chat"
@@ -26,6 +27,28 @@ func (s *Server) payRoutes() []route {
 			return s.money(c, p.Transfer, true)
 		}},
 		{method: "POST", pattern: "/v1/conversations/{id}/payments", feature: "pay", auth: true, maxBody: smallBody, handle: s.chatPayment},
+		{method: "POST", pattern: "/v1/conversations/{id}/envelopes", feature: "pay", auth: true, maxBody: smallBody, handle: s.sendEnvelope},
+		{method: "GET", pattern: "/v1/envelopes/{envelope_id}", feature: "pay", auth: true, handle: func(c *call) error {
+			id, err := pathID(c, "envelope_id")
+			if err != nil {
+				return err
+			}
+			env, ok := p.State().EnvelopeOf(id, c.user.UserID)
+			if !ok {
+				return apperr.New(apperr.NotFound, "no such envelope for you")
+			}
+			return c.json(http.StatusOK, env)
+		}},
+		{method: "POST", pattern: "/v1/envelopes/{envelope_id}/claim", feature: "pay", auth: true, handle: func(c *call) error {
+			id, err := pathID(c, "envelope_id")
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.writeCtx()
+			defer cancel()
+			env, res, err := p.Claim(ctx, c.user.UserID, id)
+			return s.paid(c, env, res, err, http.StatusOK)
+		}},
 		{method: "GET", pattern: "/v1/wallet/statement", feature: "pay", auth: true, handle: func(c *call) error {
 			before, err := uintParam(c, "before", 0)
 			if err != nil {
@@ -121,12 +144,49 @@ func (s *Server) payRoutes() []route {
 	}
 }
 
-func holdID(c *call) (ledger.ID, error) {
+func holdID(c *call) (ledger.ID, error) { return pathID(c, "hold_id") }
+
+func pathID(c *call, name string) (ledger.ID, error) {
 	var id ledger.ID
-	if err := id.UnmarshalText([]byte(c.r.PathValue("hold_id"))); err != nil {
-		return id, apperr.New(apperr.NotFound, "no such hold")
+	if err := id.UnmarshalText([]byte(c.r.PathValue(name))); err != nil {
+		return id, apperr.New(apperr.NotFound, "no such %s", strings.TrimSuffix(name, "_id"))
 	}
 	return id, nil
+}
+
+// sendEnvelope puts money in a red envelope for the conversation's other
+// members and shows it there as a card.
+func (s *Server) sendEnvelope(c *call) error {
+	var in pay.EnvelopeInput
+	if err := c.decode(&in); err != nil {
+		return err
+	}
+	conv := c.r.PathValue("id")
+	if _, err := s.cfg.Chat.State().Conversation(conv, c.user.UserID); err != nil {
+		return err
+	}
+	var eligible []string
+	for _, u := range s.cfg.Chat.State().Members(conv) {
+		if u != c.user.UserID {
+			eligible = append(eligible, u)
+		}
+	}
+	ctx, cancel := c.writeCtx()
+	defer cancel()
+	env, res, err := s.cfg.Pay.CreateEnvelope(ctx, c.user.UserID, conv, eligible, in)
+	if err != nil {
+		return s.paid(c, nil, res, err, 0)
+	}
+	m, mres, err := s.cfg.Chat.PostPayment(ctx, c.user.UserID, conv, "envelope-"+in.ID, in.Text,
+		chat.PaymentCard{Type: "envelope", EnvelopeID: env.EnvelopeID.String(), Amount: env.Amount, Currency: env.Currency, Shares: env.Shares, Split: env.Split})
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if res.Replayed && mres.Replayed {
+		status = http.StatusOK
+	}
+	return c.json(status, map[string]any{"envelope": env, "message": m})
 }
 
 // paid answers a money write: its outcome, or the ledger's refusal as
@@ -193,7 +253,7 @@ func (s *Server) chatPayment(c *call) error {
 		return s.paid(c, nil, res, err, 0)
 	}
 	m, mres, err := s.cfg.Chat.PostPayment(ctx, c.user.UserID, conv, in.ID, in.Text,
-		chat.PaymentCard{TransferID: pm.TransferID.String(), To: to, Amount: pm.Amount, Currency: pm.Currency})
+		chat.PaymentCard{Type: "transfer", TransferID: pm.TransferID.String(), To: to, Amount: pm.Amount, Currency: pm.Currency})
 	if err != nil {
 		return err
 	}

@@ -278,3 +278,95 @@ func TestMoneyInChat(t *testing.T) {
 		t.Fatalf("a refused payment left a card: %+v", ms)
 	}
 }
+
+func TestRedEnvelope(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	host, _ := e.user("Host")
+	var guests []*client.Client
+	var ids []string
+	for i := 0; i < 4; i++ {
+		g, _ := e.user(fmt.Sprintf("Guest%d", i))
+		guests = append(guests, g)
+		ids = append(ids, g.UserID())
+	}
+	outsider, _ := e.user("Outsider")
+	if _, err := host.TopUp(ctx, "t", 100_000, "KRW"); err != nil {
+		t.Fatal(err)
+	}
+	conv, err := host.CreateConversation(ctx, ids, ptr("New year"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, split := range []string{"equal", "random"} {
+		env, err := host.SendEnvelope(ctx, conv.ConversationID, "env-"+split, 10_000, 3, split)
+		if err != nil || env.Status != "open" {
+			t.Fatalf("%s envelope: %v %+v", split, err, env)
+		}
+		var total uint64
+		for i, g := range guests[:3] {
+			got, err := g.Claim(ctx, env.EnvelopeID)
+			if err != nil {
+				t.Fatalf("%s claim %d: %v", split, i, err)
+			}
+			share := got.Claims[g.UserID()]
+			if share == 0 || (split == "equal" && share != map[int]uint64{0: 3333, 1: 3333, 2: 3334}[i]) {
+				t.Fatalf("%s claim %d: share %d", split, i, share)
+			}
+			total += share
+		}
+		if total != 10_000 {
+			t.Fatalf("%s shares add to %d", split, total)
+		}
+		// Each claims once: claiming again answers the same share, paid once.
+		b0 := balance(t, guests[0], "KRW")
+		again, err := guests[0].Claim(ctx, env.EnvelopeID)
+		if err != nil || again.Claims[guests[0].UserID()] == 0 || balance(t, guests[0], "KRW") != b0 {
+			t.Fatalf("%s second claim: %v %+v", split, err, again)
+		}
+		// The fourth finds it empty; outsiders find nothing.
+		_, err = guests[3].Claim(ctx, env.EnvelopeID)
+		wantCode(t, err, "envelope_empty")
+		_, err = outsider.Claim(ctx, env.EnvelopeID)
+		wantCode(t, err, "not_found")
+		_, err = host.Claim(ctx, env.EnvelopeID)
+		wantCode(t, err, "not_found")
+	}
+	// What nobody claims within a day goes back.
+	env, err := host.SendEnvelope(ctx, conv.ConversationID, "env-late", 9_000, 3, "equal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := guests[0].Claim(ctx, env.EnvelopeID); err != nil {
+		t.Fatal(err)
+	}
+	before := balance(t, host, "KRW")
+	e.clock.Advance(25 * time.Hour)
+	for _, c := range []*client.Client{host, guests[0], guests[1], outsider} {
+		if _, err := c.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = guests[1].Claim(ctx, env.EnvelopeID)
+	wantCode(t, err, "envelope_expired")
+	if after := balance(t, host, "KRW"); after != before+6_000 {
+		t.Fatalf("host got back %d, want 6000", after-before)
+	}
+	// The cards are in the conversation.
+	ms, _, _ := guests[0].Messages(ctx, conv.ConversationID, 0, 0, 50)
+	cards := 0
+	for _, m := range ms {
+		if m.Kind == "payment" {
+			cards++
+		}
+	}
+	if cards != 3 {
+		t.Fatalf("%d envelope cards, want 3", cards)
+	}
+	if r := e.do("POST", "/v1/conversations/"+conv.ConversationID+"/envelopes", host.AccessToken(), `{"id":"x","amount":2,"shares":3}`); r.status != 400 || r.errField() != "amount" {
+		t.Fatalf("shares above the amount: %d %s", r.status, r.raw)
+	}
+	if r := e.do("POST", "/v1/conversations/"+conv.ConversationID+"/envelopes", outsider.AccessToken(), `{"id":"x","amount":20,"shares":2}`); r.status != 403 {
+		t.Fatalf("outsider's envelope: %d %s", r.status, r.raw)
+	}
+}

@@ -32,6 +32,7 @@ const Stream = "LEDGER"
 const (
 	CodeWallet     uint16 = 1
 	CodeSettlement uint16 = 2 // the bank rail's settlement account, one per currency
+	CodeEnvelope   uint16 = 3 // a red envelope's money while it waits to be claimed
 )
 
 // Limits.
@@ -95,12 +96,15 @@ type State struct {
 	// spent is what each user sent per currency and UTC day, for limits.
 	spent map[string]map[string]uint64
 	holds map[ledger.ID]*Hold
+	// envelopes by id; envelopeOrder lists the open ones, oldest first.
+	envelopes     map[ledger.ID]*Envelope
+	envelopeOrder []ledger.ID
 }
 
 // NewState returns an empty state.
 func NewState() *State {
 	return &State{l: ledger.New(), wallets: map[string]map[string]bool{}, history: map[string][]Entry{},
-		spent: map[string]map[string]uint64{}, holds: map[ledger.ID]*Hold{}}
+		spent: map[string]map[string]uint64{}, holds: map[ledger.ID]*Hold{}, envelopes: map[ledger.ID]*Envelope{}}
 }
 
 // Entry is one line of a user's statement.
@@ -208,7 +212,22 @@ func (s *State) Apply(_ uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := e.At.UnixNano()
+	s.expireEnvelopes(now, e.At)
 	switch e.Kind {
+	case kindEnvelope:
+		var c envelopeCmd
+		if err := json.Unmarshal(e.Data, &c); err != nil {
+			return nil, apperr.New(apperr.Malformed, "bad command")
+		}
+		return s.createEnvelope(now, e, c)
+	case kindClaim:
+		var c struct {
+			ID ledger.ID `json:"id"`
+		}
+		if err := json.Unmarshal(e.Data, &c); err != nil {
+			return nil, apperr.New(apperr.Malformed, "bad command")
+		}
+		return s.claim(now, e, c.ID)
 	case kindBatch:
 		var b Batch
 		if err := json.Unmarshal(e.Data, &b); err != nil {
