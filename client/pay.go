@@ -134,3 +134,62 @@ func (c *Client) Claim(ctx context.Context, envelopeID string) (Envelope, error)
 	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/envelopes/" + envelopeID + "/claim"}, &env)
 	return env, err
 }
+
+// Sale is a merchant's payment from a customer.
+type Sale struct {
+	PaymentID string `json:"payment_id"`
+	Merchant  string `json:"merchant_id"`
+	Customer  string `json:"customer"`
+	Amount    uint64 `json:"amount"`
+	Refunded  uint64 `json:"refunded"`
+}
+
+// RegisterMerchant makes the user a merchant.
+func (c *Client) RegisterMerchant(ctx context.Context, name string) error {
+	return c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/merchants", Body: map[string]string{"name": name}}, nil)
+}
+
+// MerchantQR returns the merchant's static QR, or a single-use one for an
+// amount when amount > 0.
+func (c *Client) MerchantQR(ctx context.Context, amount uint64) (string, error) {
+	var out struct {
+		QR string `json:"qr"`
+	}
+	var err error
+	if amount == 0 {
+		err = c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/merchants/me/qr"}, &out)
+	} else {
+		err = c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/merchants/qr", Body: map[string]any{"amount": amount}}, &out)
+	}
+	return out.QR, err
+}
+
+// PayQR pays a scanned merchant QR (amount only for a static QR).
+func (c *Client) PayQR(ctx context.Context, id, qr string, amount uint64) (Sale, error) {
+	var s Sale
+	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/pay/qr", Body: map[string]any{"id": id, "qr": qr, "amount": amount}}, &s)
+	return s, err
+}
+
+// PaymentCode issues a one-time code for a merchant to scan.
+func (c *Client) PaymentCode(ctx context.Context) (string, error) {
+	var out struct {
+		Code string `json:"code"`
+	}
+	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/pay/codes"}, &out)
+	return out.Code, err
+}
+
+// Charge charges a customer's payment code (the merchant's point of sale).
+func (c *Client) Charge(ctx context.Context, id, code string, amount uint64) (Sale, error) {
+	var s Sale
+	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/merchants/charges", Body: map[string]any{"id": id, "code": code, "amount": amount}}, &s)
+	return s, err
+}
+
+// Refund refunds a sale, all of it (amount 0) or part.
+func (c *Client) Refund(ctx context.Context, id, paymentID string, amount uint64) (Sale, error) {
+	var s Sale
+	err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/v1/merchants/refunds", Body: map[string]any{"id": id, "payment_id": paymentID, "amount": amount}}, &s)
+	return s, err
+}

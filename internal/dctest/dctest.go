@@ -78,7 +78,7 @@ func Start(tb testing.TB) *Cluster {
 		tb.Fatal(err)
 	}
 	for _, d := range c.DCs {
-		c.WaitReady(d.Name, 90*time.Second)
+		c.WaitReady(d.Name, 3*time.Minute)
 	}
 	return c
 }

@@ -370,3 +370,94 @@ func TestRedEnvelope(t *testing.T) {
 		t.Fatalf("outsider's envelope: %d %s", r.status, r.raw)
 	}
 }
+
+func TestMerchants(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	shop, _ := e.user("Shop")
+	cust, custLogin := e.user("Customer")
+	other, _ := e.user("Other")
+	if _, err := cust.TopUp(ctx, "t", 1_000_000, "KRW"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := shop.MerchantQR(ctx, 0)
+	wantCode(t, err, "not_merchant")
+	if err := shop.RegisterMerchant(ctx, "Corner Store"); err != nil {
+		t.Fatal(err)
+	}
+	// Static QR: the customer types the amount.
+	qr, err := shop.MerchantQR(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sale, err := cust.PayQR(ctx, "snack", qr, 2_500)
+	if err != nil || sale.Amount != 2_500 || sale.Merchant != shop.UserID() {
+		t.Fatalf("static QR: %v %+v", err, sale)
+	}
+	// Dynamic QR: the amount is in it, and it pays once.
+	dqr, err := shop.MerchantQR(ctx, 7_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := cust.PayQR(ctx, "lunch", dqr, 0); err != nil || s.Amount != 7_000 {
+		t.Fatalf("dynamic QR: %v %+v", err, s)
+	}
+	_, err = other.PayQR(ctx, "lunch-again", dqr, 0)
+	wantCode(t, err, "qr_invalid")
+	_, err = cust.PayQR(ctx, "junk", "https://evil.example/pay", 100)
+	wantCode(t, err, "qr_invalid")
+	// Payment code: the shop scans it once, within a minute, up to a limit.
+	code, err := cust.PaymentCode(ctx)
+	if err != nil || len(code) != 18 {
+		t.Fatalf("code: %v %q", err, code)
+	}
+	_, err = shop.Charge(ctx, "pos-0", code, 600_000)
+	wantCode(t, err, "limit_exceeded")
+	s3, err := shop.Charge(ctx, "pos-1", code, 4_000)
+	if err != nil || s3.Customer != cust.UserID() || s3.Amount != 4_000 {
+		t.Fatalf("charge: %v %+v", err, s3)
+	}
+	_, err = shop.Charge(ctx, "pos-2", code, 4_000)
+	wantCode(t, err, "payment_code_invalid")
+	code2, _ := cust.PaymentCode(ctx)
+	e.clock.Advance(61 * time.Second)
+	_, err = shop.Charge(ctx, "pos-3", code2, 1_000)
+	wantCode(t, err, "payment_code_invalid")
+	// A code from a session that was logged out is worthless.
+	phone := client.New([]string{e.url})
+	if _, err := phone.Login(ctx, custLogin, goodPassword, "lost phone"); err != nil {
+		t.Fatal(err)
+	}
+	code3, _ := phone.PaymentCode(ctx)
+	if err := phone.Logout(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = shop.Charge(ctx, "pos-4", code3, 1_000)
+	wantCode(t, err, "payment_code_invalid")
+	// Only a merchant charges; only the sale's merchant refunds.
+	code4, _ := cust.PaymentCode(ctx)
+	_, err = other.Charge(ctx, "steal", code4, 1_000)
+	wantCode(t, err, "not_merchant")
+	_, err = other.Refund(ctx, "r", sale.PaymentID, 0)
+	wantCode(t, err, "not_found")
+	// Refunds, in part then the rest, never more.
+	if r, err := shop.Refund(ctx, "r1", sale.PaymentID, 1_000); err != nil || r.Refunded != 1_000 {
+		t.Fatalf("partial refund: %v %+v", err, r)
+	}
+	_, err = shop.Refund(ctx, "r2", sale.PaymentID, 2_000)
+	wantCode(t, err, "refund_exceeds_payment")
+	if r, err := shop.Refund(ctx, "r3", sale.PaymentID, 0); err != nil || r.Refunded != 2_500 {
+		t.Fatalf("full refund: %v %+v", err, r)
+	}
+	if got := balance(t, cust, "KRW"); got != 1_000_000-7_000-4_000 {
+		t.Fatalf("customer: %d", got)
+	}
+	r := e.do("GET", "/v1/merchants/statement", shop.AccessToken(), "")
+	entries, _ := r.body["entries"].([]any)
+	if r.status != 200 || len(entries) != 5 {
+		t.Fatalf("merchant statement: %d %s", r.status, r.raw)
+	}
+	if r := e.do("GET", "/v1/merchants/statement", other.AccessToken(), ""); r.status != 403 {
+		t.Fatalf("non-merchant statement: %d", r.status)
+	}
+}

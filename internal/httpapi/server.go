@@ -143,6 +143,7 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.socialRoutes()...)
 	s.routes = append(s.routes, s.chatRoutes()...)
 	s.routes = append(s.routes, s.payRoutes()...)
+	s.routes = append(s.routes, s.merchantRoutes()...)
 	for _, rt := range s.routes {
 		if _, ok := s.gates[rt.feature]; !ok {
 			s.gates[rt.feature] = make(chan struct{}, admissionLimit)

@@ -311,3 +311,9 @@ func (s *State) Counts() (users, sessions int) {
 	}
 	return len(s.users), sessions
 }
+
+// SessionLive reports whether a user's session exists and is not revoked.
+func (s *State) SessionLive(user, session string) bool {
+	ss, ok := s.session(session)
+	return ok && ss.UserID == user && ss.RevokedAt == nil
+}

@@ -99,12 +99,20 @@ type State struct {
 	// envelopes by id; envelopeOrder lists the open ones, oldest first.
 	envelopes     map[ledger.ID]*Envelope
 	envelopeOrder []ledger.ID
+	merchants     map[string]*Merchant
+	qrs           map[string]*qrCode
+	codes         map[string]*payCode
+	codeOrder     []string
+	sales         map[ledger.ID]*Sale
+	merchantLog   map[string][]Entry
 }
 
 // NewState returns an empty state.
 func NewState() *State {
 	return &State{l: ledger.New(), wallets: map[string]map[string]bool{}, history: map[string][]Entry{},
-		spent: map[string]map[string]uint64{}, holds: map[ledger.ID]*Hold{}, envelopes: map[ledger.ID]*Envelope{}}
+		spent: map[string]map[string]uint64{}, holds: map[ledger.ID]*Hold{}, envelopes: map[ledger.ID]*Envelope{},
+		merchants: map[string]*Merchant{}, qrs: map[string]*qrCode{}, codes: map[string]*payCode{}, sales: map[ledger.ID]*Sale{},
+		merchantLog: map[string][]Entry{}}
 }
 
 // Entry is one line of a user's statement.
@@ -214,6 +222,8 @@ func (s *State) Apply(_ uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 	now := e.At.UnixNano()
 	s.expireEnvelopes(now, e.At)
 	switch e.Kind {
+	case kindMerchant, kindQR, kindCode, kindSale, kindRefund:
+		return s.applyMerchant(now, e)
 	case kindEnvelope:
 		var c envelopeCmd
 		if err := json.Unmarshal(e.Data, &c); err != nil {
