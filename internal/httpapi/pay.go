@@ -49,6 +49,19 @@ func (s *Server) payRoutes() []route {
 			env, res, err := p.Claim(ctx, c.user.UserID, id)
 			return s.paid(c, env, res, err, http.StatusOK)
 		}},
+		{method: "POST", pattern: "/v1/wallet/withdrawals", feature: "pay", auth: true, maxBody: smallBody, handle: func(c *call) error {
+			var in pay.MoneyInput
+			if err := c.decode(&in); err != nil {
+				return err
+			}
+			if in.ToUser != "" {
+				return apperr.Field("to_user", "a withdrawal goes to your own bank account")
+			}
+			ctx, cancel := c.writeCtx()
+			defer cancel()
+			w, res, err := p.Withdraw(ctx, c.user.UserID, in)
+			return s.paid(c, w, res, err, http.StatusCreated)
+		}},
 		{method: "GET", pattern: "/v1/wallet/statement", feature: "pay", auth: true, handle: func(c *call) error {
 			before, err := uintParam(c, "before", 0)
 			if err != nil {

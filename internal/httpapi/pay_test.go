@@ -461,3 +461,37 @@ func TestMerchants(t *testing.T) {
 		t.Fatalf("non-merchant statement: %d", r.status)
 	}
 }
+
+func TestWithdrawal(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	u, _ := e.user("Saver")
+	if _, err := u.TopUp(ctx, "in", 50_000, "KRW"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("POST", "/v1/wallet/withdrawals", u.AccessToken(), `{"id":"out-1","amount":20000,"currency":"KRW"}`)
+	if r.status != 201 || r.body["status"] != "ok" {
+		t.Fatalf("withdrawal: %d %s", r.status, r.raw)
+	}
+	r = e.do("POST", "/v1/wallet/withdrawals", u.AccessToken(), `{"id":"out-1","amount":20000,"currency":"KRW"}`)
+	if r.status != 200 || r.body["status"] != "ok" {
+		t.Fatalf("withdrawal again: %d %s", r.status, r.raw)
+	}
+	if got := balance(t, u, "KRW"); got != 30_000 {
+		t.Fatalf("after withdrawing: %d", got)
+	}
+	r = e.do("POST", "/v1/wallet/withdrawals", u.AccessToken(), `{"id":"out-2","amount":40000,"currency":"KRW"}`)
+	if r.status != 422 || r.body["status"] != "exceeds_credits" {
+		t.Fatalf("overdrawn withdrawal: %d %s", r.status, r.raw)
+	}
+	// The (simulated) bank declines what the linked account does not hold.
+	if r := e.do("POST", "/v1/wallet/topups", u.AccessToken(), `{"id":"huge","amount":200000000,"currency":"KRW"}`); r.status != 422 || r.errCode() != "bank_declined" {
+		t.Fatalf("top-up beyond the bank account: %d %s", r.status, r.raw)
+	}
+	if got := balance(t, u, "KRW"); got != 30_000 {
+		t.Fatalf("after a declined top-up: %d", got)
+	}
+	if r := e.do("POST", "/v1/wallet/withdrawals", "", `{"id":"x","amount":1}`); r.status != 401 {
+		t.Fatalf("no token: %d", r.status)
+	}
+}

@@ -114,7 +114,8 @@ func New(cfg Config) (*Node, error) {
 		Blocked: n.social.State().Blocked,
 		Blobs:   eng,
 	})
-	n.pay = pay.New(pay.Config{Log: eng, Now: cfg.Now, Logger: cfg.Logger})
+	// The bank rail is the simulator until a real bank's adapter exists.
+	n.pay = pay.New(pay.Config{Log: eng, Now: cfg.Now, Logger: cfg.Logger, Rail: pay.NewSimulatedBank(100_000_000)})
 	n.machines = []*cmdlog.Machine{n.identity.Machine(), n.social.Machine(), n.chat.Machine(), n.pay.Machine()}
 	byName := map[string]*cmdlog.Machine{}
 	for _, m := range n.machines {

@@ -222,6 +222,8 @@ func (s *State) Apply(_ uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 	now := e.At.UnixNano()
 	s.expireEnvelopes(now, e.At)
 	switch e.Kind {
+	case kindWithdrawBegin, kindWithdrawEnd:
+		return s.applyBank(now, e)
 	case kindMerchant, kindQR, kindCode, kindSale, kindRefund:
 		return s.applyMerchant(now, e)
 	case kindEnvelope:
@@ -457,7 +459,10 @@ func (s *State) Digest() string {
 
 // Config configures a Service.
 type Config struct {
-	Log    cmdlog.Appender
+	Log cmdlog.Appender
+	// Rail is the bank rail of top-ups and withdrawals (nil: top-ups are
+	// credited without one, withdrawals are unavailable).
+	Rail   BankRail
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -467,6 +472,7 @@ type Service struct {
 	state   *State
 	machine *cmdlog.Machine
 	sub     *cmdlog.Submitter
+	rail    BankRail
 }
 
 // New returns a service; the node must feed Machine() the LEDGER stream.
@@ -479,7 +485,7 @@ func New(cfg Config) *Service {
 	}
 	st := NewState()
 	m := cmdlog.NewMachine(Stream, st.Apply, cfg.Logger)
-	return &Service{state: st, machine: m, sub: &cmdlog.Submitter{Log: cfg.Log, Machine: m, Subject: "ledger", Now: cfg.Now}}
+	return &Service{state: st, machine: m, sub: &cmdlog.Submitter{Log: cfg.Log, Machine: m, Subject: "ledger", Now: cfg.Now}, rail: cfg.Rail}
 }
 
 // Close stops the service's writers; call it before the engine closes.
@@ -529,6 +535,13 @@ func (s *Service) TopUp(ctx context.Context, user string, in MoneyInput) (Paymen
 		return Payment{}, cmdlog.Result{}, apperr.Field("to_user", "a top-up goes to your own wallet")
 	}
 	c := moneyCmd{ID: TransferID(user, in.ID), ClientID: in.ID, To: user, Amount: in.Amount, Currency: in.Currency}
+	if o, done := s.machine.Outcome("pay/" + user + "/" + in.ID); (!done || o.Err != nil) && s.rail != nil {
+		// Pull from the bank first (idempotent on the reference), then
+		// credit the wallet: a crash between is healed by the retry.
+		if err := s.rail.Collect(ctx, user, in.Amount, in.Currency, c.ID.String()); err != nil {
+			return Payment{}, cmdlog.Result{}, bankError(err)
+		}
+	}
 	return s.submit(ctx, kindTopUp, user, in, c)
 }
 
