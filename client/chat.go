@@ -33,17 +33,18 @@ type Member struct {
 
 // Message is a chat message.
 type Message struct {
-	ConversationID string      `json:"conversation_id"`
-	ID             string      `json:"id"`
-	Seq            uint64      `json:"seq"`
-	Sender         string      `json:"sender"`
-	Kind           string      `json:"kind"`
-	Text           string      `json:"text"`
-	ReplyTo        uint64      `json:"reply_to,omitempty"`
-	Attachment     *Attachment `json:"attachment,omitempty"`
-	System         *System     `json:"system,omitempty"`
-	SentAt         time.Time   `json:"sent_at"`
-	DeletedAt      *time.Time  `json:"deleted_at,omitempty"`
+	ConversationID string       `json:"conversation_id"`
+	ID             string       `json:"id"`
+	Seq            uint64       `json:"seq"`
+	Sender         string       `json:"sender"`
+	Kind           string       `json:"kind"`
+	Text           string       `json:"text"`
+	ReplyTo        uint64       `json:"reply_to,omitempty"`
+	Attachment     *Attachment  `json:"attachment,omitempty"`
+	Payment        *PaymentCard `json:"payment,omitempty"`
+	System         *System      `json:"system,omitempty"`
+	SentAt         time.Time    `json:"sent_at"`
+	DeletedAt      *time.Time   `json:"deleted_at,omitempty"`
 }
 
 // System is what a system message reports.
@@ -241,4 +242,14 @@ func (c *Client) Download(ctx context.Context, convID, attachmentID string) ([]b
 	var b []byte
 	err := c.Do(ctx, Request{Method: http.MethodGet, Path: convPath(convID, "attachments", url.PathEscape(attachmentID))}, &b)
 	return b, err
+}
+
+// PaymentCard is money shown in a conversation: a transfer or an envelope.
+type PaymentCard struct {
+	Type       string `json:"type"`
+	TransferID string `json:"transfer_id,omitempty"`
+	EnvelopeID string `json:"envelope_id,omitempty"`
+	To         string `json:"to_user,omitempty"`
+	Amount     uint64 `json:"amount"`
+	Currency   string `json:"currency"`
 }

@@ -377,10 +377,10 @@ func (s *Service) PaymentPeer(convID, actor, to string) (string, error) {
 // card's id follows from the payment's client id, so posting it again
 // (a retry after a failover) shows it once.
 func (s *Service) PostPayment(ctx context.Context, actor, convID, clientID, text string, card PaymentCard) (Message, cmdlog.Result, error) {
-	id := "pay-" + clientID
-	if len(id) > MaxClientID {
-		id = id[:MaxClientID]
-	}
+	// One card per payment key: a hash keeps distinct keys distinct
+	// whatever their length.
+	sum := sha256.Sum256([]byte(clientID))
+	id := "pay-" + hex.EncodeToString(sum[:16])
 	w := cmdlog.Write{ID: "msg/" + convID + "/" + actor + "/" + id}
 	res, err := s.sub.Submit(ctx, w, kindSend, actor, sendCmd{ConversationID: convID, ID: id, Text: text, Payment: &card})
 	if err != nil {

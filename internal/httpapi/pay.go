@@ -44,6 +44,10 @@ func (s *Server) payRoutes() []route {
 			if err != nil {
 				return err
 			}
+			// Only members of the conversation now may claim.
+			if env, ok := p.State().EnvelopeOf(id, c.user.UserID); ok && !s.cfg.Chat.State().IsMember(env.ConversationID, c.user.UserID) {
+				return apperr.New(apperr.NotFound, "no such envelope for you")
+			}
 			ctx, cancel := c.writeCtx()
 			defer cancel()
 			env, res, err := p.Claim(ctx, c.user.UserID, id)
@@ -86,6 +90,9 @@ func (s *Server) payRoutes() []route {
 			if in.Payee != "" {
 				if _, ok := s.cfg.Identity.State().User(in.Payee); !ok {
 					return &apperr.Error{Code: apperr.UserNotFound, Field: "payee", Message: "no such user"}
+				}
+				if s.cfg.Social.State().Blocked(c.user.UserID, in.Payee) {
+					return &apperr.Error{Code: apperr.Blocked, Field: "payee", Message: "a block stands between you and this user"}
 				}
 			}
 			ctx, cancel := c.writeCtx()
@@ -190,7 +197,10 @@ func (s *Server) sendEnvelope(c *call) error {
 	if err != nil {
 		return s.paid(c, nil, res, err, 0)
 	}
-	m, mres, err := s.cfg.Chat.PostPayment(ctx, c.user.UserID, conv, "envelope-"+in.ID, in.Text,
+	if env.ConversationID != conv {
+		return apperr.New(apperr.IdemReused, "this id was used for an envelope elsewhere")
+	}
+	m, mres, err := s.cfg.Chat.PostPayment(ctx, c.user.UserID, conv, "envelope/"+in.ID, in.Text,
 		chat.PaymentCard{Type: "envelope", EnvelopeID: env.EnvelopeID.String(), Amount: env.Amount, Currency: env.Currency, Shares: env.Shares, Split: env.Split})
 	if err != nil {
 		return err
@@ -265,7 +275,11 @@ func (s *Server) chatPayment(c *call) error {
 	if err != nil {
 		return s.paid(c, nil, res, err, 0)
 	}
-	m, mres, err := s.cfg.Chat.PostPayment(ctx, c.user.UserID, conv, in.ID, in.Text,
+	if pm.To != to || pm.Amount != in.Amount {
+		// The id was used for another payment: never show a card for it.
+		return apperr.New(apperr.IdemReused, "this id was used for another payment")
+	}
+	m, mres, err := s.cfg.Chat.PostPayment(ctx, c.user.UserID, conv, "transfer/"+in.ID, in.Text,
 		chat.PaymentCard{Type: "transfer", TransferID: pm.TransferID.String(), To: to, Amount: pm.Amount, Currency: pm.Currency})
 	if err != nil {
 		return err

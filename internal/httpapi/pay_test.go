@@ -495,3 +495,41 @@ func TestWithdrawal(t *testing.T) {
 		t.Fatalf("no token: %d", r.status)
 	}
 }
+
+// TestPaymentIDsCannotBeReused: one client id, another request: refused,
+// never answered with the first request's outcome (or a card for it).
+func TestPaymentIDsCannotBeReused(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a, _ := e.user("Reuser")
+	b, _ := e.user("Friend")
+	if _, err := a.TopUp(ctx, "gift", 1_000_000, "KRW"); err != nil {
+		t.Fatal(err)
+	}
+	conv, _ := a.CreateConversation(ctx, []string{b.UserID()}, nil)
+	r := e.do("POST", "/v1/conversations/"+conv.ConversationID+"/payments", a.AccessToken(), `{"id":"gift","amount":1000}`)
+	if r.status != 201 || balance(t, b, "KRW") != 1000 {
+		t.Fatalf("a payment whose id was a top-up's: %d %s", r.status, r.raw)
+	}
+	r = e.do("POST", "/v1/conversations/"+conv.ConversationID+"/payments", a.AccessToken(), `{"id":"gift","amount":999999}`)
+	if r.status != 422 || r.errCode() != "idempotency_key_reused" {
+		t.Fatalf("same id, other amount: %d %s", r.status, r.raw)
+	}
+	if ms, _, _ := b.Messages(ctx, conv.ConversationID, 0, 0, 10); len(ms) != 1 || ms[0].Payment.Amount != 1000 {
+		t.Fatalf("cards: %+v", ms)
+	}
+	if _, err := a.Pay(ctx, "w", b.UserID(), 10, "KRW"); err != nil {
+		t.Fatal(err)
+	}
+	r = e.do("POST", "/v1/wallet/withdrawals", a.AccessToken(), `{"id":"out","amount":100}`)
+	if r.status != 201 {
+		t.Fatalf("withdrawal: %d %s", r.status, r.raw)
+	}
+	r = e.do("POST", "/v1/wallet/withdrawals", a.AccessToken(), `{"id":"out","amount":500000}`)
+	if r.status != 422 || r.errCode() != "idempotency_key_reused" {
+		t.Fatalf("withdrawal id reused for more: %d %s", r.status, r.raw)
+	}
+	if got := balance(t, a, "KRW"); got != 1_000_000-1000-10-100 {
+		t.Fatalf("balance: %d", got)
+	}
+}

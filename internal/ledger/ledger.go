@@ -473,11 +473,22 @@ func (l *Ledger) resolve(t Transfer, u *undo) string {
 	return OK
 }
 
+// sameTransfer reports whether b, a retry, asks for what a, stored, did.
+// A post or void is stored with the accounts, currency and amount filled in
+// from its pending transfer; the retry may leave them zero as the original
+// request did.
 func sameTransfer(a, b *Transfer) bool {
-	return a.DebitAccountID == b.DebitAccountID && a.CreditAccountID == b.CreditAccountID &&
-		(a.Amount == b.Amount || (a.Flags&(PostPending|VoidPending) != 0 && b.Amount == 0)) &&
-		a.PendingID == b.PendingID && a.Timeout == b.Timeout && a.Code == b.Code &&
-		a.Flags&^Linked == b.Flags&^Linked && a.UserData == b.UserData
+	if a.PendingID != b.PendingID || a.Timeout != b.Timeout || a.Code != b.Code ||
+		a.Flags&^Linked != b.Flags&^Linked || a.UserData != b.UserData {
+		return false
+	}
+	if a.Flags&(PostPending|VoidPending) != 0 {
+		return (b.DebitAccountID.IsZero() || b.DebitAccountID == a.DebitAccountID) &&
+			(b.CreditAccountID.IsZero() || b.CreditAccountID == a.CreditAccountID) &&
+			(b.Currency == "" || b.Currency == a.Currency) &&
+			(b.Amount == 0 || b.Amount == a.Amount)
+	}
+	return a.DebitAccountID == b.DebitAccountID && a.CreditAccountID == b.CreditAccountID && a.Amount == b.Amount
 }
 
 // tick advances the ledger's time and expires pending transfers whose

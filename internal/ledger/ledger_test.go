@@ -35,6 +35,10 @@ func TestTwoPhaseAndChains(t *testing.T) {
 	if a.DebitsPosted != 5_000 || a.DebitsPending != 0 || a.CreditsPosted != 10_000 {
 		t.Fatalf("alice after partial capture: %+v", a)
 	}
+	// The same post again, as the client first sent it: exists.
+	if r := l.CreateTransfers(3*sec, []Transfer{{ID: idN(13), PendingID: idN(11), Amount: 5_000, Flags: PostPending}}); r[0] != Exists {
+		t.Fatalf("retried post: %v", r)
+	}
 	if r := l.CreateTransfers(4*sec, []Transfer{{ID: idN(14), PendingID: idN(11), Flags: VoidPending}}); r[0] != PendingTransferAlreadyPosted {
 		t.Fatalf("void after post: %v", r)
 	}

@@ -173,27 +173,45 @@ func (s *Service) Withdraw(ctx context.Context, user string, in MoneyInput) (Wit
 	}
 	c := moneyCmd{ID: TransferID(user, "withdraw/"+in.ID), ClientID: in.ID, From: user, Amount: in.Amount, Currency: in.Currency}
 	var w Withdrawal
-	res, err := s.submitAs(ctx, cmdlog.Write{ID: "withdraw/" + user + "/" + in.ID}, kindWithdrawBegin, user, c, &w)
-	if err != nil || w.Status != "pending" {
+	res, err := s.submitAs(ctx, write("withdraw/"+user+"/"+in.ID, in.Amount, in.Currency), kindWithdrawBegin, user, c, &w)
+	if err != nil {
 		return w, res, err
 	}
+	// The ledger, not the answer remembered for this id, says where the
+	// withdrawal stands and how much it reserved.
+	pending, amount := s.state.pendingOf(c.ID)
+	if pending != ledger.StatePending {
+		w.Status = map[ledger.PendingState]string{ledger.StatePosted: "ok", ledger.StateVoided: "declined", ledger.StateExpired: "declined"}[pending]
+		if w.Status == "declined" {
+			return w, res, apperr.New(BankDeclined, "the bank declined the payout; the money stays in the wallet")
+		}
+		return w, res, nil
+	}
 	paid := true
-	if err := s.rail.Payout(ctx, user, in.Amount, in.Currency, c.ID.String()); err != nil {
+	if err := s.rail.Payout(ctx, user, amount, in.Currency, c.ID.String()); err != nil {
 		if !errors.Is(err, ErrDeclined) {
 			// Not known: leave it reserved; a retry with the same id asks again.
 			return w, res, bankError(err)
 		}
 		paid = false
 	}
-	kind := kindWithdrawEnd
-	res, err = s.submitAs(ctx, cmdlog.Write{ID: "withdraw-end/" + user + "/" + in.ID}, kind, user, struct {
+	res, err = s.submitAs(ctx, cmdlog.Write{ID: "withdraw-end/" + user + "/" + in.ID}, kindWithdrawEnd, user, struct {
 		moneyCmd
 		Paid bool `json:"paid"`
 	}{c, paid}, &w)
-	if err == nil && !paid {
+	if err == nil && w.Status == "declined" {
 		return w, res, apperr.New(BankDeclined, "the bank declined the payout; the money stays in the wallet")
 	}
 	return w, res, err
+}
+
+// pendingOf returns where a pending transfer stands and its amount.
+func (s *State) pendingOf(id ledger.ID) (ledger.PendingState, uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st, _ := s.l.PendingStateOf(id)
+	t, _ := s.l.Transfer(id)
+	return st, t.Amount
 }
 
 func (s *State) applyBank(now int64, e *cmdlog.Envelope) (any, *apperr.Error) {

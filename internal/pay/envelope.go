@@ -117,7 +117,11 @@ func (s *State) claim(now int64, e *cmdlog.Envelope, id ledger.ID) (any, *apperr
 		// Deterministic on every node: drawn from the envelope and the
 		// claim's rank. Between 1 and twice the mean, leaving at least 1
 		// for each share still to come.
-		h := sha256.Sum256(append(id[:], byte(len(env.Claims))))
+		// The claim's own log position joins in, so no one can tell in
+		// advance which rank draws the most.
+		var pos [8]byte
+		binary.BigEndian.PutUint64(pos[:], e.Cursor)
+		h := sha256.Sum256(append(append(id[:], byte(len(env.Claims))), pos[:]...))
 		limit := min(2*env.Remaining/uint64(left), env.Remaining-uint64(left-1))
 		share = 1 + binary.BigEndian.Uint64(h[:8])%max(limit, 1)
 	}
@@ -214,7 +218,7 @@ func (s *Service) CreateEnvelope(ctx context.Context, user, conv string, eligibl
 	}
 	c := envelopeCmd{ID: TransferID(user, "envelope/"+in.ID), ClientID: in.ID, Conv: conv, Amount: in.Amount,
 		Currency: mi.Currency, Shares: in.Shares, Split: in.Split, Eligible: eligible}
-	res, err := s.sub.Submit(ctx, cmdlog.Write{ID: "envelope/" + user + "/" + in.ID}, kindEnvelope, user, c)
+	res, err := s.sub.Submit(ctx, write("envelope/"+user+"/"+in.ID, conv, in.Amount, mi.Currency, in.Shares, in.Split), kindEnvelope, user, c)
 	if err != nil {
 		return Envelope{}, res, err
 	}

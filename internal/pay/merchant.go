@@ -225,7 +225,7 @@ func (s *State) refund(now int64, e *cmdlog.Envelope, c saleCmd) (any, *apperr.E
 	if amount == 0 {
 		amount = sale.Amount - sale.Refunded
 	}
-	if amount == 0 || sale.Refunded+amount > sale.Amount {
+	if amount == 0 || amount > sale.Amount-sale.Refunded {
 		return nil, &apperr.Error{Code: RefundTooMuch, Field: "amount", Message: fmt.Sprintf("at most %d is left to refund", sale.Amount-sale.Refunded)}
 	}
 	t := ledger.Transfer{ID: c.ID, DebitAccountID: MerchantAccountID(sale.Merchant, sale.Currency), CreditAccountID: WalletID(sale.Customer, sale.Currency), Amount: amount, Currency: sale.Currency}
@@ -347,7 +347,7 @@ func (s *Service) PayQR(ctx context.Context, user, id, qr string, amount uint64,
 	}
 	c := saleCmd{ID: TransferID(user, "qr/"+id), ClientID: id, Merchant: merchant, Customer: user, Amount: amount, Currency: currency, QR: qid}
 	var sale Sale
-	res, err := s.submitAs(ctx, cmdlog.Write{ID: "sale/" + user + "/" + id}, kindSale, user, c, &sale)
+	res, err := s.submitAs(ctx, write("sale/"+user+"/"+id, qr, amount, currency), kindSale, user, c, &sale)
 	return sale, res, err
 }
 
@@ -385,7 +385,7 @@ func (s *Service) Charge(ctx context.Context, merchant, id, code string, amount 
 	}
 	c := saleCmd{ID: TransferID(merchant, "charge/"+id), ClientID: id, Merchant: merchant, Amount: amount, Currency: mi.Currency, CodeHash: h, Session: session}
 	var sale Sale
-	res, err := s.submitAs(ctx, cmdlog.Write{ID: "charge/" + merchant + "/" + id}, kindSale, merchant, c, &sale)
+	res, err := s.submitAs(ctx, write("charge/"+merchant+"/"+id, h, amount, mi.Currency), kindSale, merchant, c, &sale)
 	return sale, res, err
 }
 
@@ -396,7 +396,7 @@ func (s *Service) Refund(ctx context.Context, merchant, id string, payment ledge
 	}
 	c := saleCmd{ID: TransferID(merchant, "refund/"+id), ClientID: id, Payment: payment, Amount: amount}
 	var sale Sale
-	res, err := s.submitAs(ctx, cmdlog.Write{ID: "refund/" + merchant + "/" + id}, kindRefund, merchant, c, &sale)
+	res, err := s.submitAs(ctx, write("refund/"+merchant+"/"+id, payment, amount), kindRefund, merchant, c, &sale)
 	return sale, res, err
 }
 

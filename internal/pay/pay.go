@@ -11,12 +11,15 @@ package pay
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"regexp"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -40,6 +43,15 @@ const (
 	// MaxAmount bounds one payment, in minor units.
 	MaxAmount = 100_000_000_000
 )
+
+// write names a money write for idempotency: its id, and a fingerprint of
+// what it asks, so one id reused for another request is refused
+// (idempotency_key_reused) instead of answered with the first one.
+func write(id string, what ...any) cmdlog.Write {
+	b, _ := json.Marshal(what)
+	h := sha256.Sum256(b)
+	return cmdlog.Write{ID: id, Hash: hex.EncodeToString(h[:16])}
+}
 
 // refusal is the client error for a ledger result code other than ok.
 func refusal(code string) *apperr.Error {
@@ -534,15 +546,17 @@ func (s *Service) TopUp(ctx context.Context, user string, in MoneyInput) (Paymen
 	if in.ToUser != "" {
 		return Payment{}, cmdlog.Result{}, apperr.Field("to_user", "a top-up goes to your own wallet")
 	}
-	c := moneyCmd{ID: TransferID(user, in.ID), ClientID: in.ID, To: user, Amount: in.Amount, Currency: in.Currency}
-	if o, done := s.machine.Outcome("pay/" + user + "/" + in.ID); (!done || o.Err != nil) && s.rail != nil {
-		// Pull from the bank first (idempotent on the reference), then
-		// credit the wallet: a crash between is healed by the retry.
-		if err := s.rail.Collect(ctx, user, in.Amount, in.Currency, c.ID.String()); err != nil {
+	c := moneyCmd{ID: TransferID(user, "topup/"+in.ID), ClientID: in.ID, To: user, Amount: in.Amount, Currency: in.Currency}
+	if o, done := s.machine.Outcome("topup/" + user + "/" + in.ID); (!done || o.Err != nil) && s.rail != nil {
+		// Pull from the bank first (idempotent on the reference, which
+		// names the amount too), then credit the wallet: a crash between
+		// is healed by the retry.
+		ref := c.ID.String() + "/" + strconv.FormatUint(in.Amount, 10) + in.Currency
+		if err := s.rail.Collect(ctx, user, in.Amount, in.Currency, ref); err != nil {
 			return Payment{}, cmdlog.Result{}, bankError(err)
 		}
 	}
-	return s.submit(ctx, kindTopUp, user, in, c)
+	return s.submit(ctx, write("topup/"+user+"/"+in.ID, kindTopUp, in.Amount, in.Currency), kindTopUp, user, c)
 }
 
 // Transfer sends money from the user's wallet to another user's. Errors:
@@ -556,11 +570,10 @@ func (s *Service) Transfer(ctx context.Context, user string, in MoneyInput) (Pay
 		return Payment{}, cmdlog.Result{}, apperr.Field("to_user", "name another user to pay")
 	}
 	c := moneyCmd{ID: TransferID(user, in.ID), ClientID: in.ID, From: user, To: in.ToUser, Amount: in.Amount, Currency: in.Currency}
-	return s.submit(ctx, kindTransfer, user, in, c)
+	return s.submit(ctx, write("pay/"+user+"/"+in.ID, kindTransfer, in.ToUser, in.Amount, in.Currency), kindTransfer, user, c)
 }
 
-func (s *Service) submit(ctx context.Context, kind, user string, in MoneyInput, c moneyCmd) (Payment, cmdlog.Result, error) {
-	w := cmdlog.Write{ID: "pay/" + user + "/" + in.ID}
+func (s *Service) submit(ctx context.Context, w cmdlog.Write, kind, user string, c moneyCmd) (Payment, cmdlog.Result, error) {
 	res, err := s.sub.Submit(ctx, w, kind, user, c)
 	if err != nil {
 		return Payment{}, res, err
@@ -599,7 +612,7 @@ func (s *Service) PlaceHold(ctx context.Context, user string, in HoldInput) (Hol
 		return Hold{}, cmdlog.Result{}, apperr.Field("expires_in", "a hold lasts at most %d seconds", MaxHold)
 	}
 	c := moneyCmd{ID: TransferID(user, "hold/"+in.ID), ClientID: in.ID, From: user, To: in.Payee, Amount: in.Amount, Currency: mi.Currency, Timeout: in.ExpiresIn}
-	res, err := s.sub.Submit(ctx, cmdlog.Write{ID: "hold/" + user + "/" + in.ID}, kindHold, user, c)
+	res, err := s.sub.Submit(ctx, write("hold/"+user+"/"+in.ID, in.Payee, in.Amount, mi.Currency, in.ExpiresIn), kindHold, user, c)
 	if err != nil {
 		return Hold{}, res, err
 	}
@@ -628,7 +641,7 @@ func (s *Service) resolveHold(ctx context.Context, kind, user string, holdID led
 	}
 	// One capture or release per hold: its id follows from the hold's.
 	c := moneyCmd{ID: TransferID(user, kind+"/"+holdID.String()), HoldID: holdID, Amount: amount}
-	res, err := s.sub.Submit(ctx, cmdlog.Write{ID: kind + "/" + holdID.String()}, kind, user, c)
+	res, err := s.sub.Submit(ctx, cmdlog.Write{ID: kind + "/" + holdID.String()}, kind, user, c) // one capture or release per hold, whatever it asked
 	if err != nil {
 		return Hold{}, res, err
 	}
