@@ -57,6 +57,11 @@ type Outcome struct {
 	Value json.RawMessage `json:"value,omitempty"`
 }
 
+// final reports whether the outcome uses up its id: a success, or an
+// internal failure (a panic part-way may have changed state, so applying
+// the command again could apply it twice). A refusal does not.
+func (o Outcome) final() bool { return o.Err == nil || o.Err.Code == apperr.Internal }
+
 // ApplyFunc applies one command to a feature's state and returns its result
 // or a client error. It must be deterministic. A command it refuses must
 // leave the state as it was (or be safe to apply again): a refused id may
@@ -122,7 +127,7 @@ func (m *Machine) Apply(seq uint64, data []byte, pending uint64) {
 		m.mu.Unlock()
 		// A refused command had no effect, so it does not use up its id:
 		// the same id may come back, corrected, and be applied.
-		if seen && prev.Err == nil {
+		if seen && prev.final() {
 			continue
 		}
 		o := Outcome{Seq: seq, Hash: env.Hash}
@@ -304,7 +309,7 @@ func (s *Submitter) Submit(ctx context.Context, w Write, kind, actor string, dat
 	if id == "" {
 		id = NewID()
 	}
-	if o, ok := s.Machine.Outcome(id); ok && o.Err == nil {
+	if o, ok := s.Machine.Outcome(id); ok && o.final() {
 		return s.result(o, hash, true)
 	}
 	raw, err := json.Marshal(data)
