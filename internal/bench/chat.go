@@ -43,25 +43,11 @@ type ChatOptions struct {
 // Chat runs the chat benchmark on a fresh three-DC cluster.
 func Chat(ctx context.Context, o ChatOptions) error {
 	out := o.Out
-	cl, err := cluster.New(cluster.Options{Binary: o.Binary, Dir: o.Dir})
+	cl, err := startCluster(ctx, cluster.Options{Binary: o.Binary, Dir: o.Dir}, out)
 	if err != nil {
 		return err
 	}
-	if err := cl.StartAll(); err != nil {
-		return err
-	}
 	defer cl.StopAll()
-	for _, d := range cl.DCs {
-		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		_, err := cl.WaitReady(wctx, d.Name)
-		cancel()
-		if err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(out, "machine: %d CPUs (%s/%s), three DCs as three processes on loopback, every stream R3, fsync always\n",
-		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
-
 	if err := rawPublish(ctx, cl, out); err != nil {
 		return fmt.Errorf("raw publish: %w", err)
 	}
@@ -76,6 +62,31 @@ func Chat(ctx context.Context, o ChatOptions) error {
 		return err
 	}
 	return idleConns(ctx, cl, pairs[0].a, o.Conns, out)
+}
+
+// startCluster starts three DCs, waits until they are ready and says on
+// what machine the figures are taken.
+func startCluster(ctx context.Context, opts cluster.Options, out io.Writer) (*cluster.Cluster, error) {
+	cl, err := cluster.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := cl.StartAll(); err != nil {
+		cl.StopAll()
+		return nil, err
+	}
+	for _, d := range cl.DCs {
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		_, err := cl.WaitReady(wctx, d.Name)
+		cancel()
+		if err != nil {
+			cl.StopAll()
+			return nil, err
+		}
+	}
+	fmt.Fprintf(out, "machine: %d CPUs (%s/%s), three DCs as three processes on loopback, every stream R3, fsync always\n",
+		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	return cl, nil
 }
 
 // rawPublish measures async publishes of small messages to an R3 stream.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -41,24 +40,11 @@ const benchOpsToken = "bench-ops-token"
 // Pay runs the payments benchmark on a fresh three-DC cluster.
 func Pay(ctx context.Context, o PayOptions) error {
 	out := o.Out
-	cl, err := cluster.New(cluster.Options{Binary: o.Binary, Dir: o.Dir, Args: []string{"--ops-token", benchOpsToken}})
+	cl, err := startCluster(ctx, cluster.Options{Binary: o.Binary, Dir: o.Dir, Args: []string{"--ops-token", benchOpsToken}}, out)
 	if err != nil {
 		return err
 	}
-	if err := cl.StartAll(); err != nil {
-		return err
-	}
 	defer cl.StopAll()
-	for _, d := range cl.DCs {
-		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		_, err := cl.WaitReady(wctx, d.Name)
-		cancel()
-		if err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(out, "machine: %d CPUs (%s/%s), three DCs as three processes on loopback, every stream R3, fsync always\n",
-		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 	body, err := batchRun(ctx, cl, o, out)
 	if err != nil {
 		return fmt.Errorf("batch run: %w", err)
