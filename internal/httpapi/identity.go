@@ -1,51 +1,50 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 
 	"superapp/internal/apperr"
+	"superapp/internal/cmdlog"
 	"superapp/internal/identity"
 )
 
 const smallBody = 16 << 10
 
+// bodyWrite is the common shape of a write: decode the body into In, run
+// fn with the request's idempotency write under the write deadline, and
+// answer status with the outcome and its position.
+func bodyWrite[In, Out any](status int, fn func(ctx context.Context, c *call, w cmdlog.Write, in In) (Out, cmdlog.Result, error)) func(*call) error {
+	return func(c *call) error {
+		var in In
+		if err := c.decode(&in); err != nil {
+			return err
+		}
+		w, err := c.write()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := c.writeCtx()
+		defer cancel()
+		out, res, err := fn(ctx, c, w, in)
+		if err != nil {
+			return err
+		}
+		return c.written(status, res, out)
+	}
+}
+
 func (s *Server) identityRoutes() []route {
 	id := s.cfg.Identity
 	return []route{
-		{method: "POST", pattern: "/v1/accounts", feature: "identity", maxBody: smallBody, handle: func(c *call) error {
-			var in identity.SignUp
-			if err := c.decode(&in); err != nil {
-				return err
-			}
-			w, err := c.write()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.writeCtx()
-			defer cancel()
-			u, res, err := id.SignUp(ctx, w, in, c.clientAddr())
-			if err != nil {
-				return err
-			}
-			return c.written(http.StatusCreated, res, u)
-		}},
-		{method: "POST", pattern: "/v1/sessions", feature: "identity", maxBody: smallBody, handle: func(c *call) error {
-			var in identity.Login
-			if err := c.decode(&in); err != nil {
-				return err
-			}
-			w, err := c.write()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.writeCtx()
-			defer cancel()
-			t, res, err := id.Login(ctx, w, in, c.clientAddr())
-			if err != nil {
-				return err
-			}
-			return c.written(http.StatusCreated, res, t)
-		}},
+		{method: "POST", pattern: "/v1/accounts", feature: "identity", maxBody: smallBody,
+			handle: bodyWrite(http.StatusCreated, func(ctx context.Context, c *call, w cmdlog.Write, in identity.SignUp) (identity.User, cmdlog.Result, error) {
+				return id.SignUp(ctx, w, in, c.clientAddr())
+			})},
+		{method: "POST", pattern: "/v1/sessions", feature: "identity", maxBody: smallBody,
+			handle: bodyWrite(http.StatusCreated, func(ctx context.Context, c *call, w cmdlog.Write, in identity.Login) (identity.Tokens, cmdlog.Result, error) {
+				return id.Login(ctx, w, in, c.clientAddr())
+			})},
 		{method: "POST", pattern: "/v1/sessions/refresh", feature: "identity", maxBody: smallBody, handle: func(c *call) error {
 			var in struct {
 				RefreshToken string `json:"refresh_token"`
@@ -92,23 +91,10 @@ func (s *Server) identityRoutes() []route {
 			}
 			return c.json(http.StatusOK, u)
 		}},
-		{method: "PATCH", pattern: "/v1/me", feature: "identity", auth: true, maxBody: smallBody, handle: func(c *call) error {
-			var in identity.ProfileUpdate
-			if err := c.decode(&in); err != nil {
-				return err
-			}
-			w, err := c.write()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.writeCtx()
-			defer cancel()
-			u, res, err := id.UpdateProfile(ctx, w, c.user.UserID, in)
-			if err != nil {
-				return err
-			}
-			return c.written(http.StatusOK, res, u)
-		}},
+		{method: "PATCH", pattern: "/v1/me", feature: "identity", auth: true, maxBody: smallBody,
+			handle: bodyWrite(http.StatusOK, func(ctx context.Context, c *call, w cmdlog.Write, in identity.ProfileUpdate) (identity.User, cmdlog.Result, error) {
+				return id.UpdateProfile(ctx, w, c.user.UserID, in)
+			})},
 		{method: "GET", pattern: "/v1/users/lookup", feature: "identity", auth: true, handle: func(c *call) error {
 			q := c.r.URL.Query()
 			u, err := id.Lookup(c.user.UserID, q.Get("phone"), q.Get("email"))
