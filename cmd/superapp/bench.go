@@ -56,6 +56,8 @@ func benchPay(args []string) error {
 	fs.IntVar(&o.Senders, "senders", 128, "concurrent HTTP payers")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "length of each run")
 	fs.IntVar(&o.Rate, "rate", 1000, "offered payments/s in the latency run")
+	fs.StringVar(&o.Postgres, "postgres", "", "PostgreSQL address for the baseline run (scripts/bench-pay starts one)")
+	fs.IntVar(&o.PGConns, "pg-conns", 64, "connections of the PostgreSQL baseline run")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

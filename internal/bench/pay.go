@@ -32,6 +32,8 @@ type PayOptions struct {
 	Senders  int           // concurrent HTTP payers
 	Duration time.Duration // length of each run
 	Rate     int           // payments/s of the latency run
+	Postgres string        // baseline database address; empty skips the baseline
+	PGConns  int           // connections of the baseline run
 	Out      io.Writer
 }
 
@@ -40,14 +42,25 @@ const benchOpsToken = "bench-ops-token"
 // Pay runs the payments benchmark on a fresh three-DC cluster.
 func Pay(ctx context.Context, o PayOptions) error {
 	out := o.Out
+	// The baseline runs first, alone on the machine, as the ledger does.
+	var pgRate float64
+	if o.Postgres != "" {
+		var err error
+		if pgRate, err = pgBaseline(ctx, o.Postgres, o, out); err != nil {
+			return fmt.Errorf("postgres baseline: %w", err)
+		}
+	}
 	cl, err := startCluster(ctx, cluster.Options{Binary: o.Binary, Dir: o.Dir, Args: []string{"--ops-token", benchOpsToken}}, out)
 	if err != nil {
 		return err
 	}
 	defer cl.StopAll()
-	body, err := batchRun(ctx, cl, o, out)
+	body, rate, err := batchRun(ctx, cl, o, out)
 	if err != nil {
 		return fmt.Errorf("batch run: %w", err)
+	}
+	if pgRate > 0 {
+		fmt.Fprintf(out, "ledger batch API vs PostgreSQL baseline: %.1f×\n", rate/pgRate)
 	}
 	if err := rawBytes(ctx, cl, body, o, out); err != nil {
 		return fmt.Errorf("raw publish: %w", err)
@@ -80,7 +93,7 @@ func postBatch(ctx context.Context, url string, body []byte) (pay struct {
 
 // batchRun creates accounts, then sends full batches of transfers for the
 // run's duration, and returns one batch's bytes for the raw comparison.
-func batchRun(ctx context.Context, cl *cluster.Cluster, o PayOptions, out io.Writer) ([]byte, error) {
+func batchRun(ctx context.Context, cl *cluster.Cluster, o PayOptions, out io.Writer) ([]byte, float64, error) {
 	accs := make([]ledger.Account, o.Accounts)
 	for i := range accs {
 		accs[i] = ledger.Account{ID: ledger.IDFrom("bench-account-" + strconv.Itoa(i)), Currency: "KRW"}
@@ -88,7 +101,7 @@ func batchRun(ctx context.Context, cl *cluster.Cluster, o PayOptions, out io.Wri
 	for i := 0; i < len(accs); i += ledger.MaxBatch {
 		b, _ := json.Marshal(map[string]any{"accounts": accs[i:min(i+ledger.MaxBatch, len(accs))]})
 		if _, err := postBatch(ctx, cl.DCs[i/ledger.MaxBatch%3].URL(), b); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	var okCount, failed, batches atomic.Int64
@@ -133,10 +146,10 @@ func batchRun(ctx context.Context, cl *cluster.Cluster, o PayOptions, out io.Wri
 		}()
 	}
 	wg.Wait()
-	el := time.Since(start)
+	rate := float64(okCount.Load()) / time.Since(start).Seconds()
 	fmt.Fprintf(out, "ledger batch API, %d senders of %d-transfer batches over %d accounts, %v: %d batches, %d transfers ok = %.0f transfers/s (%d batches failed)\n",
-		o.Batches, ledger.MaxBatch, len(accs), o.Duration, batches.Load(), okCount.Load(), float64(okCount.Load())/el.Seconds(), failed.Load())
-	return sample, nil
+		o.Batches, ledger.MaxBatch, len(accs), o.Duration, batches.Load(), okCount.Load(), rate, failed.Load())
+	return sample, rate, nil
 }
 
 // rawBytes publishes the batch API's own bytes to an R3 stream.
