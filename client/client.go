@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -276,3 +277,37 @@ func (c *Client) notePosition(h string) {
 // Observe merges a position token (e.g. another client's Position) into
 // this client's, so its next requests see at least those writes.
 func (c *Client) Observe(position string) { c.notePosition(position) }
+
+// Endpoint is one DC's public endpoint.
+type Endpoint struct {
+	DC  string `json:"dc"`
+	URL string `json:"url"`
+}
+
+// Discover asks the cluster for every DC's endpoint (GET /v1/endpoints)
+// and adds those the client did not know, so that a client given one DC
+// can fail over to the others. The preferred endpoint does not change.
+func (c *Client) Discover(ctx context.Context) ([]Endpoint, error) {
+	var out struct {
+		Endpoints []Endpoint `json:"endpoints"`
+	}
+	if err := c.Do(ctx, Request{Method: http.MethodGet, Path: "/v1/endpoints", NoAuth: true}, &out); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ep := range out.Endpoints {
+		u := strings.TrimRight(ep.URL, "/")
+		if u != "" && !slices.Contains(c.endpoints, u) {
+			c.endpoints = append(c.endpoints, u)
+		}
+	}
+	return out.Endpoints, nil
+}
+
+// Endpoints lists the endpoints the client knows, the preferred one first.
+func (c *Client) Endpoints() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append(slices.Clone(c.endpoints[c.preferred:]), c.endpoints[:c.preferred]...)
+}

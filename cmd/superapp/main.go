@@ -68,6 +68,8 @@ func serve(args []string) error {
 	fs.StringVar(&ec.DataDir, "data", "./data", "data directory (JetStream file store)")
 	fs.StringVar(&ec.NATSListen, "nats-listen", "", "embedded NATS client port, e.g. 127.0.0.1:4222 (needed for clustering)")
 	fs.StringVar(&ec.ClusterListen, "cluster-listen", "", "embedded NATS cluster (route) port, e.g. 0.0.0.0:6222")
+	fs.StringVar(&ec.ClusterAdvertise, "cluster-advertise", "", "route address the other DCs are told to use for this one (default: --cluster-listen)")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "this DC's HTTP endpoint as clients reach it, listed by GET /v1/endpoints (default: http://<--http>)")
 	fs.StringVar(&peers, "peers", "", "the other DCs' cluster addresses, comma-separated")
 	fs.StringVar(&ec.NATSURL, "nats-url", "", "use this external NATS cluster instead of the embedded server")
 	fs.StringVar(&ec.ClusterSecret, "cluster-secret", "", "secret every node presents to the NATS client and cluster ports")

@@ -33,6 +33,7 @@ const (
 	RateLimited      = "rate_limited"
 	Unavailable      = "unavailable"          // the cluster cannot commit writes right now
 	NotCaughtUp      = "position_not_reached" // this node has not applied the requested position
+	Isolated         = "dc_isolated"          // this DC is cut off from the majority; use another
 	MethodNotAllowed = "method_not_allowed"
 	RouteNotFound    = "route_not_found"
 	Internal         = "internal"
@@ -61,6 +62,7 @@ var statusByCode = map[string]int{
 	RateLimited:      http.StatusTooManyRequests,
 	Unavailable:      http.StatusServiceUnavailable,
 	NotCaughtUp:      http.StatusServiceUnavailable,
+	Isolated:         http.StatusServiceUnavailable,
 	MethodNotAllowed: http.StatusMethodNotAllowed,
 	Internal:         http.StatusInternalServerError,
 	Overloaded:       http.StatusServiceUnavailable,

@@ -38,6 +38,9 @@ type Options struct {
 	Args []string
 	// Stdout, if set, receives every DC's output as well as its log file.
 	Stdout func(dc string) *os.File
+	// RouteVia, if set, is the address DC from dials to reach DC to's
+	// route port, e.g. a fault-injecting proxy between them.
+	RouteVia func(from, to *DC) string
 }
 
 // DC is one data center: one superapp process.
@@ -127,10 +130,21 @@ func (c *Cluster) Args(d *DC) []string {
 	var peers []string
 	for _, o := range c.DCs {
 		if o != d {
-			peers = append(peers, o.ClusterAddr)
+			if c.opts.RouteVia != nil {
+				peers = append(peers, c.opts.RouteVia(d, o))
+			} else {
+				peers = append(peers, o.ClusterAddr)
+			}
 		}
 	}
-	return append([]string{"serve",
+	var extra []string
+	if c.opts.RouteVia != nil {
+		// Servers tell each other their route addresses and dial those
+		// they miss: that would route around the proxies. The port 1 of
+		// loopback refuses, so only the configured links carry routes.
+		extra = append(extra, "--cluster-advertise", "127.0.0.1:1")
+	}
+	args := append([]string{"serve",
 		"--dc", d.Name,
 		"--http", d.HTTPAddr,
 		"--data", d.DataDir,
@@ -138,7 +152,8 @@ func (c *Cluster) Args(d *DC) []string {
 		"--cluster-listen", d.ClusterAddr,
 		"--peers", strings.Join(peers, ","),
 		"--cluster-secret", c.Secret,
-	}, c.opts.Args...)
+	}, extra...)
+	return append(args, c.opts.Args...)
 }
 
 // Start starts a DC's process (it must not be running).

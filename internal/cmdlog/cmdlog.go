@@ -270,6 +270,10 @@ type Appender interface {
 // for its size: retrying cannot help.
 var ErrTooLarge = errors.New("entry too large")
 
+// ErrIsolated is what an Appender returns when its node is cut off from the
+// majority and so cannot commit.
+var ErrIsolated = errors.New("this data center is cut off from the others")
+
 // Submitter writes commands to one stream and answers with their outcome.
 // Commands submitted at the same time share stream entries (group commit):
 // while one entry is being committed the next fills up, so a busy stream
@@ -328,6 +332,9 @@ func (s *Submitter) Submit(ctx context.Context, w Write, kind, actor string, dat
 		}
 		if errors.Is(err, ErrTooLarge) {
 			return Result{}, apperr.New(apperr.TooLarge, "the request is too large to store")
+		}
+		if errors.Is(err, ErrIsolated) {
+			return Result{}, &apperr.Error{Code: apperr.Isolated, Message: "this data center is cut off from the others and cannot commit writes; retry with the same id on another", RetryAfter: 1}
 		}
 		return Result{}, &apperr.Error{Code: apperr.Unavailable, Message: "the write could not be committed; retry with the same id", RetryAfter: 1}
 	}

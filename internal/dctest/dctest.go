@@ -68,7 +68,15 @@ var Names = cluster.Names
 // Start starts three DCs and waits until every one is ready.
 func Start(tb testing.TB) *Cluster {
 	tb.Helper()
-	cl, err := cluster.New(cluster.Options{Binary: Binary(tb), Dir: tb.TempDir(), Secret: "test-secret-" + tb.Name()})
+	return StartWith(tb, cluster.Options{})
+}
+
+// StartWith is Start with options; binary, directory and secret are set
+// here.
+func StartWith(tb testing.TB, opts cluster.Options) *Cluster {
+	tb.Helper()
+	opts.Binary, opts.Dir, opts.Secret = Binary(tb), tb.TempDir(), "test-secret-"+tb.Name()
+	cl, err := cluster.New(opts)
 	if err != nil {
 		tb.Fatal(err)
 	}

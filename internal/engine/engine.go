@@ -41,6 +41,9 @@ type Config struct {
 	DataDir       string   // JetStream file store lives under DataDir/jetstream
 	NATSListen    string   // client port of the embedded server; "" keeps it in-process
 	ClusterListen string   // route port; set together with Peers
+	// ClusterAdvertise is the route address other servers are told to use
+	// for this one ("" = the listen address).
+	ClusterAdvertise string
 	Peers         []string // other DCs' route addresses
 	NATSURL       string   // use this external NATS instead of an embedded server
 	ClusterSecret string   // password of the NATS user and of routes
@@ -67,6 +70,10 @@ type Engine struct {
 	mu      sync.Mutex
 	streams map[string]jetstream.Stream
 	objects map[string]jetstream.ObjectStore
+
+	quorum     quorumWatch
+	quorumStop chan struct{}
+	quorumDone chan struct{}
 }
 
 // Open starts the embedded server (unless NATSURL is set) and connects to it.
@@ -99,6 +106,7 @@ func Open(cfg Config) (*Engine, error) {
 		e.srv = srv
 		opts = append(opts, nats.InProcessServer(srv))
 	}
+	e.watchQuorum()
 	if cfg.ClusterSecret != "" {
 		opts = append(opts, nats.UserInfo(User, cfg.ClusterSecret))
 	}
@@ -176,6 +184,9 @@ func (e *Engine) startServer() (*server.Server, error) {
 		o.Cluster.Name = "superapp"
 		o.Cluster.Host, o.Cluster.Port = host, port
 		o.Cluster.Username, o.Cluster.Password = routeUser, cfg.ClusterSecret
+		o.Cluster.Advertise = cfg.ClusterAdvertise
+		// A link whose packets vanish is noticed after two missed pings.
+		o.Cluster.PingInterval = time.Second
 		if cfg.TLSCert != "" {
 			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, CaFile: cfg.TLSCA, Verify: cfg.TLSCA != ""})
 			if err != nil {
@@ -231,6 +242,11 @@ func splitHostPort(addr string) (string, int, error) {
 
 // Close drops the connection and shuts the embedded server down.
 func (e *Engine) Close() {
+	if e.quorumStop != nil {
+		close(e.quorumStop)
+		<-e.quorumDone
+		e.quorumStop = nil
+	}
 	if e.nc != nil {
 		e.nc.Close()
 	}
@@ -373,7 +389,20 @@ func (e *Engine) GetObject(ctx context.Context, bucket, name string) (io.ReadClo
 func (e *Engine) Append(ctx context.Context, subject, msgID string, data []byte) (uint64, error) {
 	backoff := 50 * time.Millisecond
 	for {
+		if e.Isolated() {
+			return 0, fmt.Errorf("append %s: %w", subject, e.isolationError())
+		}
+		// An attempt in flight when the node is cut off ends at once: its
+		// outcome is unknown either way, and the client's retry with the
+		// same id elsewhere settles it.
 		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		go func(changed <-chan struct{}) {
+			select {
+			case <-changed:
+				cancel()
+			case <-actx.Done():
+			}
+		}(e.isolationChanged())
 		ack, err := e.js.Publish(actx, subject, data, jetstream.WithMsgID(msgID))
 		cancel()
 		if err == nil {

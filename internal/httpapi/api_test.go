@@ -530,6 +530,10 @@ func TestOps(t *testing.T) {
 		!strings.Contains(r.raw, `superapp_stream_applied_seq{stream="IDENTITY"}`) {
 		t.Fatalf("metrics: %d %s", r.status, r.raw)
 	}
+	// A single node lists itself, as soon as it is ready and to anyone.
+	if r := e.do("GET", "/v1/endpoints", "", ""); r.status != 200 || !strings.Contains(r.raw, `{"dc":"dc1","url":"`+e.url+`"}`) {
+		t.Fatalf("endpoints: %d %s (want %s)", r.status, r.raw, e.url)
+	}
 	if r := e.do("GET", "/v1/openapi.yaml", "", ""); r.status != 200 || !strings.HasPrefix(r.raw, "openapi: 3.1") {
 		t.Fatalf("openapi: %d %.80s", r.status, r.raw)
 	}

@@ -43,6 +43,9 @@ const (
 	HeaderRequestID   = "X-Request-Id"
 	HeaderIdempotency = "Idempotency-Key"
 	HeaderReplayed    = "Idempotent-Replayed"
+	// HeaderStale marks a read served by a DC cut off from the others: it
+	// may miss writes committed elsewhere.
+	HeaderStale = "X-Superapp-Stale"
 )
 
 // Readiness is what /readyz reports.
@@ -92,6 +95,17 @@ type Config struct {
 	PositionWait time.Duration
 	// WriteTimeout bounds how long a write waits for a quorum (default 15s).
 	WriteTimeout time.Duration
+	// Isolated reports whether this DC is cut off from the majority: it
+	// then refuses writes and event streams at once and marks reads stale.
+	Isolated func() bool
+	// Endpoints lists every DC's public endpoint (GET /v1/endpoints).
+	Endpoints func() []Endpoint
+}
+
+// Endpoint is one DC's public HTTP endpoint.
+type Endpoint struct {
+	DC  string `json:"dc"`
+	URL string `json:"url"`
 }
 
 // Server is the gateway.
@@ -166,6 +180,16 @@ func (s *Server) Routes() []string {
 		out = append(out, rt.method+" "+rt.pattern)
 	}
 	return out
+}
+
+func (s *Server) isolated() bool { return s.cfg.Isolated != nil && s.cfg.Isolated() }
+
+// Isolation ends every event stream when the DC is cut off, so devices
+// resume from their cursors on a DC that still receives events.
+func (s *Server) Isolation(isolated bool) {
+	if isolated {
+		s.hub.each(func(c *eventConn) { c.drop() })
+	}
 }
 
 // ServeHTTP implements http.Handler.
@@ -276,6 +300,12 @@ func (c *call) run() error {
 			return apperr.New(apperr.Malformed, "cannot read request body")
 		}
 		c.body = b
+	}
+	if c.s.isolated() {
+		if c.r.Method != http.MethodGet || c.rt.long {
+			return &apperr.Error{Code: apperr.Isolated, Message: "this data center is cut off from the others and cannot commit writes; use another", RetryAfter: 1}
+		}
+		c.w.Header().Set(HeaderStale, "true")
 	}
 	if err := c.waitPosition(); err != nil {
 		return err
@@ -473,6 +503,17 @@ func (s *Server) opsRoutes() []route {
 			promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP(c.w, c.r)
 			c.wrote, c.status = true, http.StatusOK
 			return nil
+		}},
+		// Public, like DNS: clients need it before they log in.
+		{method: "GET", pattern: "/v1/endpoints", feature: "ops", handle: func(c *call) error {
+			var eps []Endpoint
+			if s.cfg.Endpoints != nil {
+				eps = s.cfg.Endpoints()
+			}
+			if eps == nil {
+				eps = []Endpoint{}
+			}
+			return c.json(http.StatusOK, map[string]any{"dc": s.cfg.DC, "endpoints": eps})
 		}},
 		{method: "GET", pattern: "/v1/openapi.yaml", feature: "ops", handle: func(c *call) error {
 			c.w.Header().Set("Content-Type", "application/yaml")

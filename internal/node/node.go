@@ -40,6 +40,9 @@ import (
 type Config struct {
 	Engine   engine.Config
 	HTTPAddr string
+	// PublicURL is this DC's HTTP endpoint as clients reach it, announced
+	// to every DC for GET /v1/endpoints ("" = http://<HTTPAddr>).
+	PublicURL string
 	OpsToken string
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -60,8 +63,9 @@ type Node struct {
 	httpSrv  *http.Server
 	ln       net.Listener
 
-	started atomic.Bool
-	wg      sync.WaitGroup
+	started   atomic.Bool
+	endpoints atomic.Pointer[[]httpapi.Endpoint]
+	wg        sync.WaitGroup
 }
 
 // New validates cfg, opens the engine and binds the HTTP address.
@@ -135,9 +139,12 @@ func New(cfg Config) (*Node, error) {
 			n.eng.Broadcast(typingSubject, b)
 		},
 		FingerprintKey: fpKey,
+		Isolated:       eng.Isolated,
+		Endpoints:      n.Endpoints,
 		Ready:          n.Ready, OpenAPI: api.OpenAPI, OpsToken: cfg.OpsToken, Logger: cfg.Logger, Registry: reg,
 	})
 	n.chat.State().Notify(n.api.Hub().Notify)
+	eng.OnIsolation(n.api.Isolation)
 	if err := eng.Listen(typingSubject, func(data []byte) {
 		var t typing
 		if json.Unmarshal(data, &t) == nil {
@@ -196,6 +203,27 @@ func localSecret(dir string) (string, error) {
 // HTTPAddr is the bound HTTP address.
 func (n *Node) HTTPAddr() string { return n.ln.Addr().String() }
 
+// PublicURL is the endpoint this DC announces.
+func (n *Node) PublicURL() string {
+	if n.cfg.PublicURL != "" {
+		return strings.TrimRight(n.cfg.PublicURL, "/")
+	}
+	host, port, _ := net.SplitHostPort(n.HTTPAddr())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// Endpoints lists every DC's announced endpoint; until the list is read
+// from the cluster, only this DC's.
+func (n *Node) Endpoints() []httpapi.Endpoint {
+	if eps := n.endpoints.Load(); eps != nil {
+		return *eps
+	}
+	return []httpapi.Endpoint{{DC: n.cfg.Engine.DC, URL: n.PublicURL()}}
+}
+
 // API is the HTTP gateway.
 func (n *Node) API() *httpapi.Server { return n.api }
 
@@ -229,6 +257,17 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.eng.EnsureStreams(ctx); err != nil {
 		return err
 	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.eng.AnnounceEndpoints(ctx, engine.Endpoint{DC: n.cfg.Engine.DC, URL: n.PublicURL()}, func(all []engine.Endpoint) {
+			eps := make([]httpapi.Endpoint, len(all))
+			for i, ep := range all {
+				eps[i] = httpapi.Endpoint(ep)
+			}
+			n.endpoints.Store(&eps)
+		})
+	}()
 	for _, m := range n.machines {
 		n.wg.Add(1)
 		go func() {
@@ -272,7 +311,9 @@ func (n *Node) Ready(ctx context.Context) httpapi.Readiness {
 	if !n.started.Load() {
 		reasons = append(reasons, "starting: streams, read models or token keys not ready")
 	}
-	if err := n.eng.Ready(ctx); err != nil {
+	if n.eng.Isolated() {
+		reasons = append(reasons, fmt.Sprintf("isolated: this DC sees only %v of the other DCs and cannot commit writes", n.eng.PeersSeen()))
+	} else if err := n.eng.Ready(ctx); err != nil {
 		reasons = append(reasons, err.Error())
 	}
 	for _, m := range n.machines {

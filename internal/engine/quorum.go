@@ -1,0 +1,133 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"superapp/internal/cmdlog"
+)
+
+// ErrIsolated is returned for a write on a node that is cut off from the
+// majority of the cluster: it cannot be committed here, and waiting would
+// only hold the client back from a DC that can commit it.
+var ErrIsolated = cmdlog.ErrIsolated
+
+// quorumWatch follows how many other DCs the embedded server has routes to.
+type quorumWatch struct {
+	mu       sync.Mutex
+	peers    []string // names of the DCs seen now
+	known    int      // DCs in the cluster besides this one
+	isolated bool
+	changed  chan struct{} // closed and replaced on every change of isolated
+	onChange []func(isolated bool)
+}
+
+// quorumInterval is how often the route table is read: a cut link is
+// noticed within it (when the connection breaks) or after the route's
+// missed pings (when packets vanish).
+const quorumInterval = 100 * time.Millisecond
+
+func (e *Engine) watchQuorum() {
+	q := &e.quorum
+	q.known = len(e.cfg.Peers)
+	q.changed = make(chan struct{})
+	// Until the first routes are up the node is as cut off as it can be.
+	q.isolated = q.known > 0
+	if q.known == 0 || e.srv == nil {
+		q.isolated = false
+		return
+	}
+	e.quorumDone = make(chan struct{})
+	e.quorumStop = make(chan struct{})
+	go func() {
+		defer close(e.quorumDone)
+		t := time.NewTicker(quorumInterval)
+		defer t.Stop()
+		for {
+			e.checkQuorum()
+			select {
+			case <-e.quorumStop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+func (e *Engine) checkQuorum() {
+	rz, err := e.srv.Routez(&server.RoutezOptions{})
+	if err != nil {
+		return
+	}
+	seen := map[string]bool{}
+	var names []string
+	for _, r := range rz.Routes {
+		if r.RemoteName != "" && !seen[r.RemoteName] {
+			seen[r.RemoteName] = true
+			names = append(names, r.RemoteName)
+		}
+	}
+	q := &e.quorum
+	q.mu.Lock()
+	q.peers = names
+	// A majority of the 1+known DCs, this one included.
+	isolated := len(names)+1 <= (q.known+1)/2
+	var fns []func(bool)
+	if isolated != q.isolated {
+		q.isolated = isolated
+		close(q.changed)
+		q.changed = make(chan struct{})
+		fns = append(fns, q.onChange...)
+	}
+	q.mu.Unlock()
+	if fns != nil {
+		if isolated {
+			e.log.Warn("isolated: this data center sees too few others to commit writes", "sees", names)
+		} else {
+			e.log.Info("quorum regained", "sees", names)
+		}
+	}
+	for _, fn := range fns {
+		fn(isolated)
+	}
+}
+
+// Isolated reports whether this node is cut off from the majority of the
+// cluster. A node alone (no peers) is never isolated.
+func (e *Engine) Isolated() bool {
+	e.quorum.mu.Lock()
+	defer e.quorum.mu.Unlock()
+	return e.quorum.isolated
+}
+
+// isolationChanged returns a channel closed at the next change of Isolated.
+func (e *Engine) isolationChanged() <-chan struct{} {
+	e.quorum.mu.Lock()
+	defer e.quorum.mu.Unlock()
+	return e.quorum.changed
+}
+
+// OnIsolation calls fn (from the watcher's goroutine) whenever Isolated
+// changes.
+func (e *Engine) OnIsolation(fn func(isolated bool)) {
+	e.quorum.mu.Lock()
+	defer e.quorum.mu.Unlock()
+	e.quorum.onChange = append(e.quorum.onChange, fn)
+}
+
+// PeersSeen lists the other DCs this node has a route to.
+func (e *Engine) PeersSeen() []string {
+	e.quorum.mu.Lock()
+	defer e.quorum.mu.Unlock()
+	return append([]string(nil), e.quorum.peers...)
+}
+
+func (e *Engine) isolationError() error {
+	q := &e.quorum
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return fmt.Errorf("%w: it sees %d of the %d other DCs", ErrIsolated, len(q.peers), q.known)
+}
