@@ -22,6 +22,7 @@ const usage = `superapp: a super app platform that survives the loss of a data c
 Usage:
   superapp serve [flags]    run one node (alone, or as one of three DCs)
   superapp cluster [flags]  run three DCs on this machine, until Ctrl-C
+  superapp drill [flags]    fire drill: three DCs, mixed load, faults, a report
   superapp bench chat|pay   measure chat or payments on three local DCs
 
 Run "superapp serve -h" for the flags. Every flag may also be given as an
@@ -39,6 +40,8 @@ func main() {
 		err = serve(os.Args[2:])
 	case "cluster":
 		err = clusterCmd(os.Args[2:])
+	case "drill":
+		err = drillCmd(os.Args[2:])
 	case "bench":
 		err = benchCmd(os.Args[2:])
 	case "-h", "--help", "help":

@@ -38,6 +38,9 @@ type Options struct {
 	Args []string
 	// Stdout, if set, receives every DC's output as well as its log file.
 	Stdout func(dc string) *os.File
+	// OpsToken, if set, is every DC's ops token (and is sent when asking
+	// DCs for their detail).
+	OpsToken string
 	// RouteVia, if set, is the address DC from dials to reach DC to's
 	// route port, e.g. a fault-injecting proxy between them.
 	RouteVia func(from, to *DC) string
@@ -143,6 +146,9 @@ func (c *Cluster) Args(d *DC) []string {
 		// they miss: that would route around the proxies. The port 1 of
 		// loopback refuses, so only the configured links carry routes.
 		extra = append(extra, "--cluster-advertise", "127.0.0.1:1")
+	}
+	if c.opts.OpsToken != "" {
+		extra = append(extra, "--ops-token", c.opts.OpsToken)
 	}
 	args := append([]string{"serve",
 		"--dc", d.Name,

@@ -8,9 +8,7 @@ package dctest
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -211,28 +209,12 @@ func tail(path string, n int) string {
 }
 
 // ReadModel is one read model as a DC reports it on /readyz.
-type ReadModel struct {
-	Stream     string `json:"stream"`
-	Applied    uint64 `json:"applied"`
-	Digest     string `json:"digest"`
-	State      string `json:"state,omitempty"`
-	Invariants string `json:"invariants,omitempty"`
-}
+type ReadModel = cluster.ReadModel
 
 // ReadModels asks a DC for its read models' positions and digests.
 func (c *Cluster) ReadModels(name string) ([]ReadModel, error) {
-	resp, err := http.Get(c.DC(name).URL() + "/readyz")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var body struct {
-		ReadModels []ReadModel `json:"read_models"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, err
-	}
-	return body.ReadModels, nil
+	rd, err := c.Readiness(context.Background(), name)
+	return rd.ReadModels, err
 }
 
 // WaitConverged waits until every running DC reports the same position and
@@ -240,70 +222,7 @@ func (c *Cluster) ReadModels(name string) ([]ReadModel, error) {
 // same position or do not meet before ctx ends.
 func (c *Cluster) WaitConverged(ctx context.Context) {
 	c.tb.Helper()
-	var last string
-	for {
-		views := map[string][]ReadModel{}
-		for _, d := range c.DCs {
-			if !c.Running(d.Name) {
-				continue
-			}
-			rms, err := c.ReadModels(d.Name)
-			if err != nil {
-				last = err.Error()
-				views = nil
-				break
-			}
-			views[d.Name] = rms
-		}
-		same, diverged := compareViews(views)
-		if diverged != "" {
-			c.tb.Fatalf("DCs diverged: %s", diverged)
-		}
-		if same {
-			return
-		}
-		if views != nil {
-			b, _ := json.Marshal(views)
-			last = string(b)
-		}
-		select {
-		case <-ctx.Done():
-			c.tb.Fatalf("DCs did not converge: %s", last)
-		case <-time.After(100 * time.Millisecond):
-		}
+	if err := c.Cluster.WaitConverged(ctx); err != nil {
+		c.tb.Fatal(err)
 	}
-}
-
-// compareViews reports whether all views are identical, and describes a
-// divergence: the same stream at the same position with other digests.
-func compareViews(views map[string][]ReadModel) (same bool, diverged string) {
-	if len(views) == 0 {
-		return false, ""
-	}
-	type key struct {
-		stream  string
-		applied uint64
-	}
-	seen := map[key]string{}
-	states := map[key]string{}
-	positions := map[string]uint64{}
-	same = true
-	for dc, rms := range views {
-		for _, rm := range rms {
-			k := key{rm.Stream, rm.Applied}
-			if d, ok := seen[k]; ok && d != rm.Digest {
-				return false, fmt.Sprintf("%s at %d: %s on %s differs", rm.Stream, rm.Applied, rm.Digest, dc)
-			}
-			seen[k] = rm.Digest
-			if st, ok := states[k]; ok && st != rm.State {
-				same = false // a state digest may lag its position a moment
-			}
-			states[k] = rm.State
-			if p, ok := positions[rm.Stream]; ok && p != rm.Applied {
-				same = false
-			}
-			positions[rm.Stream] = rm.Applied
-		}
-	}
-	return same, ""
 }

@@ -1,0 +1,416 @@
+// Package drill is `superapp drill`: it starts three DCs (or attaches to
+// running ones), drives a realistic mix of logins, chat and payments from
+// many simulated users through failover-capable clients, injects faults —
+// fire, crash, partition, rebuild from empty — and then proves what
+// happened: every acknowledged write is there exactly once, the ledger's
+// invariants hold and every DC holds the same state. It must never report
+// success when a check could not be made.
+package drill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"superapp/internal/cluster"
+	"superapp/internal/faultproxy"
+)
+
+// Fault kinds.
+const (
+	Fire      = "fire"      // SIGKILL, down a while, disk wiped, started empty
+	Crash     = "crash"     // SIGKILL, started again at once on its disk
+	Partition = "partition" // cut off from the other DCs, processes running; then healed
+	Rebuild   = "rebuild"   // SIGKILL, disk wiped, started empty at once
+)
+
+// Kinds is every fault kind, in the order a soak cycles through them.
+var Kinds = []string{Fire, Crash, Partition, Rebuild}
+
+// Options configures a drill.
+type Options struct {
+	Binary string // superapp executable (to start the DCs)
+	Dir    string // the DCs' data directories
+	// Endpoints, if set, attaches to running DCs instead: load and checks
+	// only, no faults (the drill does not own their processes).
+	Endpoints []string
+	Duration  time.Duration // how long the load runs at least
+	Users     int
+	Faults    []string // the scenario, in order
+	Down      time.Duration
+	ReportDir string
+	Out       io.Writer
+	Seed      uint64
+}
+
+// Fault is one injected fault as the report shows it.
+type Fault struct {
+	Kind string  `json:"kind"`
+	DC   string  `json:"dc"`
+	At   float64 `json:"at_s"`  // since the load started
+	End  float64 `json:"end_s"` // the DC was ready again
+	// Recovery is how long the DC took to be ready after it was started
+	// again (or healed); for fire and rebuild, the rebuild from empty.
+	RecoveryMS int64  `json:"recovery_ms"`
+	Error      string `json:"error,omitempty"`
+}
+
+// Run runs a drill and writes its report; the error is non-nil when the
+// drill could not run or found a write lost or duplicated, a broken
+// invariant or DCs that did not converge.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Users < 2 {
+		o.Users = 2
+	}
+	if o.Down == 0 {
+		o.Down = 5 * time.Second
+	}
+	d := &drill{o: o, rec: newRecorder(), r: rand.New(rand.NewPCG(o.Seed, 7))}
+	endpoints := o.Endpoints
+	if len(endpoints) == 0 {
+		var err error
+		if endpoints, err = d.startCluster(ctx); err != nil {
+			return nil, err
+		}
+		defer d.stop()
+	} else if len(o.Faults) > 0 {
+		return nil, errors.New("faults need DCs the drill starts itself; leave out --endpoints or --faults")
+	}
+	hc := &http.Client{Transport: &transport{rec: d.rec, next: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}}}
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	for i := 0; i < o.Users; i++ {
+		d.users = append(d.users, newUser(i, endpoints, hc, run))
+	}
+	fmt.Fprintf(o.Out, "drill: %d users on %d DCs, load for at least %v, faults: %s\n", o.Users, len(endpoints), o.Duration, strings.Join(o.Faults, ", "))
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	err := setup(sctx, d.users)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	d.rec = newRecorder() // the report starts with the load
+	hc.Transport.(*transport).rec = d.rec
+	d.load(ctx)
+	return d.finish(ctx)
+}
+
+type drill struct {
+	o     Options
+	rec   *recorder
+	r     *rand.Rand
+	cl    *cluster.Cluster
+	mesh  *faultproxy.Mesh
+	users []*user
+
+	mu     sync.Mutex
+	faults []Fault
+	now    string // the fault in progress, for the progress line
+}
+
+func (d *drill) startCluster(ctx context.Context) ([]string, error) {
+	var mesh *faultproxy.Mesh
+	cl, err := cluster.New(cluster.Options{Binary: d.o.Binary, Dir: d.o.Dir, OpsToken: "drill-ops-" + strconv.FormatUint(d.o.Seed, 10),
+		RouteVia: func(from, to *cluster.DC) string { return mesh.Addr(from.Name, to.Name) }})
+	if err != nil {
+		return nil, err
+	}
+	targets := map[string]string{}
+	for _, dc := range cl.DCs {
+		targets[dc.Name] = dc.ClusterAddr
+	}
+	if mesh, err = faultproxy.NewMesh(targets); err != nil {
+		return nil, err
+	}
+	d.cl, d.mesh = cl, mesh
+	if err := cl.StartAll(); err != nil {
+		d.stop()
+		return nil, err
+	}
+	start := time.Now()
+	for _, dc := range cl.DCs {
+		wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		_, err := cl.WaitReady(wctx, dc.Name)
+		cancel()
+		if err != nil {
+			d.stop()
+			return nil, err
+		}
+	}
+	fmt.Fprintf(d.o.Out, "drill: three DCs ready in %v: %s\n", time.Since(start).Round(100*time.Millisecond), strings.Join(cl.URLs(), " "))
+	return cl.URLs(), nil
+}
+
+func (d *drill) stop() {
+	if d.cl != nil {
+		d.cl.StopAll()
+	}
+	if d.mesh != nil {
+		d.mesh.Close()
+	}
+}
+
+// load runs every user and the fault scenario, and prints progress.
+func (d *drill) load(ctx context.Context) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, u := range d.users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u.work(ctx, stop, d.rec, d.users)
+		}()
+	}
+	progress := time.NewTicker(5 * time.Second)
+	defer progress.Stop()
+	faultsDone := make(chan struct{})
+	go func() {
+		defer close(faultsDone)
+		d.scenario(ctx)
+	}()
+	deadline := time.After(d.o.Duration)
+	durationOver := false
+	for !durationOver || faultsDone != nil {
+		select {
+		case <-ctx.Done():
+			close(stop)
+			wg.Wait()
+			return
+		case <-deadline:
+			durationOver = true
+		case <-faultsDone:
+			faultsDone = nil
+		case <-progress.C:
+			d.progress()
+		}
+	}
+	close(stop)
+	wg.Wait()
+	d.progress()
+}
+
+func (d *drill) progress() {
+	d.mu.Lock()
+	now := d.now
+	d.mu.Unlock()
+	if now == "" {
+		now = "none"
+	}
+	var parts []string
+	for _, f := range Features {
+		r := d.rec.rate(f, 5)
+		if r < 0 {
+			parts = append(parts, f+" -")
+		} else {
+			parts = append(parts, fmt.Sprintf("%s %.1f%%", f, 100*r))
+		}
+	}
+	d.rec.mu.Lock()
+	acked := fmt.Sprintf("acked chat %d, pay %d, identity %d", d.rec.feats["chat"].acked, d.rec.feats["pay"].acked, d.rec.feats["identity"].acked)
+	d.rec.mu.Unlock()
+	fmt.Fprintf(d.o.Out, "t=%4.0fs  fault: %-28s  %s  (%s)\n", time.Since(d.rec.start).Seconds(), now, strings.Join(parts, "  "), acked)
+}
+
+func (d *drill) setNow(s string) {
+	d.mu.Lock()
+	d.now = s
+	d.mu.Unlock()
+}
+
+// scenario injects the faults one after another, evenly over the run: a
+// fault starts only when every DC is ready again after the last one.
+func (d *drill) scenario(ctx context.Context) {
+	if len(d.o.Faults) == 0 {
+		return
+	}
+	gap := d.o.Duration / time.Duration(len(d.o.Faults)+1)
+	for i, kind := range d.o.Faults {
+		due := d.rec.start.Add(gap * time.Duration(i+1))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(due)):
+		}
+		f := d.inject(ctx, kind, i)
+		d.mu.Lock()
+		d.faults = append(d.faults, f)
+		d.mu.Unlock()
+		d.setNow("")
+		if f.Error != "" {
+			fmt.Fprintf(d.o.Out, "drill: fault %s on %s failed: %s\n", f.Kind, f.DC, f.Error)
+			return
+		}
+		fmt.Fprintf(d.o.Out, "drill: %s of %s over; ready again %v after it was back\n", f.Kind, f.DC, time.Duration(f.RecoveryMS)*time.Millisecond)
+	}
+}
+
+// victim picks the DC to hurt: the leader of a busy stream (the worst
+// case), else any.
+func (d *drill) victim(ctx context.Context, i int) string {
+	stream := []string{"CHAT", "LEDGER", "IDENTITY"}[i%3]
+	if dc, err := d.cl.Leader(ctx, stream); err == nil {
+		return dc
+	}
+	return cluster.Names[d.r.IntN(len(cluster.Names))]
+}
+
+func (d *drill) inject(ctx context.Context, kind string, i int) Fault {
+	dc := d.victim(ctx, i)
+	f := Fault{Kind: kind, DC: dc, At: time.Since(d.rec.start).Seconds()}
+	fail := func(err error) Fault {
+		f.Error = err.Error()
+		f.End = time.Since(d.rec.start).Seconds()
+		return f
+	}
+	d.setNow(kind + " " + dc)
+	switch kind {
+	case Fire, Crash, Rebuild:
+		if err := d.cl.Kill(dc); err != nil {
+			return fail(err)
+		}
+		if kind == Fire {
+			d.setNow(kind + " " + dc + " (burning)")
+			time.Sleep(d.o.Down)
+		}
+		if kind != Crash {
+			if err := d.cl.Wipe(dc); err != nil {
+				return fail(err)
+			}
+		}
+		if err := d.cl.Start(dc); err != nil {
+			return fail(err)
+		}
+	case Partition:
+		d.setNow(kind + " " + dc + " (cut off)")
+		d.mesh.Isolate(dc)
+		time.Sleep(2 * d.o.Down)
+		d.mesh.HealAll()
+	default:
+		return fail(fmt.Errorf("unknown fault %q", kind))
+	}
+	d.setNow(kind + " " + dc + " (recovering)")
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	took, err := d.cl.WaitReady(wctx, dc)
+	cancel()
+	if err != nil {
+		return fail(err)
+	}
+	f.RecoveryMS = took.Milliseconds()
+	f.End = time.Since(d.rec.start).Seconds()
+	return f
+}
+
+// finish waits for the DCs to settle, checks every write and writes the
+// report.
+func (d *drill) finish(ctx context.Context) (*Report, error) {
+	rep := &Report{Features: map[string]*FeatureReport{}, Faults: d.faults, DurationS: time.Since(d.rec.start).Seconds(), Users: d.o.Users}
+	converged := true
+	var convergeErr string
+	if d.cl != nil {
+		for _, dc := range d.cl.DCs {
+			wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+			_, err := d.cl.WaitReady(wctx, dc.Name)
+			cancel()
+			if err != nil {
+				converged, convergeErr = false, err.Error()
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		if err := d.cl.WaitConverged(wctx); err != nil {
+			converged, convergeErr = false, err.Error()
+		}
+		cancel()
+	}
+	rep.Converged = converged
+	if convergeErr != "" {
+		rep.Problems = append(rep.Problems, convergeErr)
+	}
+	rep.InvariantsOK = true
+	if d.cl != nil {
+		views, err := d.cl.Views(ctx)
+		if err != nil {
+			rep.InvariantsOK = false
+			rep.Problems = append(rep.Problems, "ledger invariants could not be read: "+err.Error())
+		}
+		for dc, rms := range views {
+			for _, rm := range rms {
+				if rm.Stream == "LEDGER" && rm.Invariants != "ok" {
+					rep.InvariantsOK = false
+					rep.Problems = append(rep.Problems, fmt.Sprintf("%s ledger invariants: %s", dc, rm.Invariants))
+				}
+			}
+		}
+	}
+	vctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	checks := map[string]func(context.Context, []*user) (verdict, error){"chat": verifyChat, "pay": verifyPay, "identity": verifyIdentity}
+	for _, f := range Features {
+		v, err := checks[f](vctx, d.users)
+		if err != nil {
+			return nil, fmt.Errorf("verify %s: %w", f, err)
+		}
+		fr := d.featureReport(f, v)
+		rep.Features[f] = fr
+		rep.Lost += v.Lost
+		rep.Duplicated += v.Duplicated
+		for _, p := range v.Problems {
+			rep.Problems = append(rep.Problems, f+": "+p)
+		}
+	}
+	rep.Features["pay"].LedgerInvariants = rep.InvariantsOK
+	rep.Timeline = d.rec.seconds
+	for _, f := range rep.Faults {
+		if f.Kind == Fire || f.Kind == Rebuild {
+			rep.RebuildMS = max(rep.RebuildMS, f.RecoveryMS)
+		}
+		if f.Error != "" {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("fault %s on %s: %s", f.Kind, f.DC, f.Error))
+		}
+	}
+	rep.OK = rep.Lost == 0 && rep.Duplicated == 0 && rep.InvariantsOK && rep.Converged
+	if d.o.ReportDir != "" {
+		if err := os.MkdirAll(d.o.ReportDir, 0o755); err != nil {
+			return rep, err
+		}
+		if err := rep.write(d.o.ReportDir); err != nil {
+			return rep, err
+		}
+	}
+	rep.print(d.o.Out)
+	if d.o.ReportDir != "" {
+		fmt.Fprintf(d.o.Out, "report: %s, %s\n", filepath.Join(d.o.ReportDir, "report.json"), filepath.Join(d.o.ReportDir, "report.html"))
+	}
+	if !rep.OK {
+		return rep, errors.New("the drill failed: see the report's problems")
+	}
+	return rep, nil
+}
+
+func (d *drill) featureReport(f string, v verdict) *FeatureReport {
+	d.rec.mu.Lock()
+	defer d.rec.mu.Unlock()
+	fc := d.rec.feats[f]
+	wl, wp := outageStats(fc.writeOutage)
+	rl, rp := outageStats(fc.readOutage)
+	fr := &FeatureReport{
+		Requests: fc.requests, FailedRequests: fc.failedAttempts, Acknowledged: fc.acked, FailedOperations: fc.failedOps,
+		Lost: v.Lost, Duplicated: v.Duplicated,
+		WriteOutageMaxMS: wl.Milliseconds(), WriteOutageP99MS: wp.Milliseconds(),
+		ReadOutageMaxMS: rl.Milliseconds(), ReadOutageP99MS: rp.Milliseconds(),
+	}
+	if fc.requests > 0 {
+		fr.SuccessRate = float64(fc.requests-fc.failedAttempts) / float64(fc.requests)
+	}
+	return fr
+}

@@ -1,0 +1,270 @@
+package drill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"superapp/client"
+)
+
+const (
+	password     = "violet-harbor-tangent-91"
+	startBalance = 1_000_000
+	opTimeout    = 20 * time.Second
+)
+
+// user is one simulated person with one phone: a failover-capable client
+// homed on one DC, a group conversation, a wallet.
+type user struct {
+	idx   int
+	c     *client.Client
+	id    string
+	login string
+	conv  string
+	r     *rand.Rand
+
+	mu       sync.Mutex
+	chatAck  []string          // acknowledged message ids
+	chatTry  map[string]bool   // every message id sent
+	payAck   map[string]payRec // acknowledged payments by id
+	payTry   map[string]payRec // every payment sent
+	sessions []string          // acknowledged logins' sessions
+	nMsg     int
+	nPay     int
+	nAuth    int
+	lastAuth time.Time
+
+	// retry is the write not yet acknowledged: sent again, same id.
+	retry *op
+	// pending is when the user started waiting, per feature and kind.
+	pending map[string]time.Time
+}
+
+type payRec struct {
+	To     int
+	Amount uint64
+}
+
+// op is one operation of a user.
+type op struct {
+	feature string
+	write   bool
+	run     func(ctx context.Context) error
+}
+
+func newUser(idx int, endpoints []string, hc *http.Client, run string) *user {
+	home := idx % len(endpoints)
+	eps := append(append([]string(nil), endpoints[home:]...), endpoints[:home]...)
+	return &user{
+		idx:     idx,
+		c:       client.New(eps, client.WithHTTPClient(hc)),
+		login:   fmt.Sprintf("drill-%s-%d@example.com", run, idx),
+		r:       rand.New(rand.NewPCG(uint64(idx), 42)),
+		chatTry: map[string]bool{},
+		payAck:  map[string]payRec{},
+		payTry:  map[string]payRec{},
+		pending: map[string]time.Time{},
+	}
+}
+
+// setup signs every user up, logs them in, funds their wallets and puts
+// them in groups of up to four with a conversation each.
+func setup(ctx context.Context, users []*user) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(users))
+	for _, u := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := u.c.SignUp(ctx, u.login, password, fmt.Sprintf("Drill %d", u.idx))
+			if err != nil {
+				errs <- fmt.Errorf("sign up %d: %w", u.idx, err)
+				return
+			}
+			u.id = a.UserID
+			if _, err := u.c.Login(ctx, u.login, password, "drill"); err != nil {
+				errs <- fmt.Errorf("login %d: %w", u.idx, err)
+				return
+			}
+			u.lastAuth = time.Now()
+			if _, err := u.c.TopUp(ctx, "drill-initial", startBalance, "KRW"); err != nil {
+				errs <- fmt.Errorf("top up %d: %w", u.idx, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	for g := 0; g < len(users); g += 4 {
+		group := users[g:min(g+4, len(users))]
+		if len(group) < 2 {
+			group = users[g-1 : g+1]
+		}
+		var others []string
+		for _, o := range group[1:] {
+			others = append(others, o.id)
+		}
+		title := fmt.Sprintf("drill group %d", g/4)
+		cv, err := group[0].c.CreateConversation(ctx, others, &title)
+		if err != nil {
+			return fmt.Errorf("conversation: %w", err)
+		}
+		for _, u := range group {
+			if u.conv == "" {
+				u.conv = cv.ConversationID
+			}
+		}
+	}
+	return nil
+}
+
+// next picks the user's next operation: the unacknowledged write again,
+// or a new one drawn from a realistic mix.
+func (u *user) next(all []*user) *op {
+	if u.retry != nil {
+		return u.retry
+	}
+	x := u.r.IntN(100)
+	switch {
+	case x < 30:
+		u.nMsg++
+		id := fmt.Sprintf("u%d-m%d", u.idx, u.nMsg)
+		u.chatTry[id] = true
+		return &op{feature: "chat", write: true, run: func(ctx context.Context) error {
+			if _, err := u.c.Send(ctx, u.conv, id, "drill message "+id, 0); err != nil {
+				return err
+			}
+			u.mu.Lock()
+			u.chatAck = append(u.chatAck, id)
+			u.mu.Unlock()
+			return nil
+		}}
+	case x < 50:
+		return &op{feature: "chat", run: func(ctx context.Context) error {
+			_, _, err := u.c.Messages(ctx, u.conv, 0, 0, 20)
+			return err
+		}}
+	case x < 70:
+		u.nPay++
+		id := fmt.Sprintf("u%d-p%d", u.idx, u.nPay)
+		to := (u.idx + 1 + u.r.IntN(len(all)-1)) % len(all)
+		rec := payRec{To: to, Amount: uint64(1 + u.r.IntN(100))}
+		u.payTry[id] = rec
+		return &op{feature: "pay", write: true, run: func(ctx context.Context) error {
+			p, err := u.c.Pay(ctx, id, all[to].id, rec.Amount, "KRW")
+			if err != nil {
+				return err
+			}
+			if p.Status != "ok" {
+				return fmt.Errorf("payment %s: %s", id, p.Status)
+			}
+			u.mu.Lock()
+			u.payAck[id] = rec
+			u.mu.Unlock()
+			return nil
+		}}
+	case x < 85:
+		return &op{feature: "pay", run: func(ctx context.Context) error {
+			_, err := u.c.Wallet(ctx)
+			return err
+		}}
+	case x < 95 || time.Since(u.lastAuth) < 30*time.Second:
+		return &op{feature: "identity", run: func(ctx context.Context) error {
+			_, err := u.c.Me(ctx)
+			return err
+		}}
+	default:
+		// A write to identity: a new login every other time, else a token
+		// refresh; each with one idempotency key through its retries, as a
+		// phone does.
+		u.lastAuth = time.Now()
+		u.nAuth++
+		key := fmt.Sprintf("u%d-a%d", u.idx, u.nAuth)
+		if u.nAuth%2 == 1 {
+			return &op{feature: "identity", write: true, run: func(ctx context.Context) error {
+				var t client.Tokens
+				err := u.c.Do(ctx, client.Request{Method: http.MethodPost, Path: "/v1/sessions", NoAuth: true, IdempotencyKey: key,
+					Body: map[string]string{"login": u.login, "password": password, "device": "drill " + key}}, &t)
+				if err != nil {
+					return err
+				}
+				u.c.UseTokens(t)
+				u.mu.Lock()
+				u.sessions = append(u.sessions, t.SessionID)
+				u.mu.Unlock()
+				return nil
+			}}
+		}
+		refresh := u.c.RefreshToken()
+		return &op{feature: "identity", write: true, run: func(ctx context.Context) error {
+			var t client.Tokens
+			err := u.c.Do(ctx, client.Request{Method: http.MethodPost, Path: "/v1/sessions/refresh", NoAuth: true, IdempotencyKey: key,
+				Body: map[string]string{"refresh_token": refresh}}, &t)
+			if err != nil {
+				return err
+			}
+			u.c.UseTokens(t)
+			return nil
+		}}
+	}
+}
+
+// do runs one operation and records what the user saw.
+func (u *user) do(ctx context.Context, rec *recorder, o *op) {
+	key := o.feature
+	if o.write {
+		key += "/w"
+	}
+	if _, ok := u.pending[key]; !ok {
+		u.pending[key] = time.Now()
+	}
+	octx, cancel := context.WithTimeout(ctx, opTimeout)
+	err := o.run(octx)
+	cancel()
+	var apiErr *client.Error
+	switch {
+	case err == nil:
+		rec.outage(o.feature, u.idx, o.write, time.Since(u.pending[key]))
+		delete(u.pending, key)
+		u.retry = nil
+	case errors.As(err, &apiErr) && apiErr.Status < 500 && apiErr.Status != http.StatusTooManyRequests:
+		// A definite answer (a refusal): the write will not happen; no
+		// outage, nothing to retry.
+		delete(u.pending, key)
+		u.retry = nil
+		rec.failedOp(o.feature)
+	default:
+		rec.failedOp(o.feature)
+		if o.write {
+			u.retry = o
+		}
+	}
+}
+
+// work runs the user until stop, then settles their last write.
+func (u *user) work(ctx context.Context, stop <-chan struct{}, rec *recorder, all []*user) {
+	for {
+		select {
+		case <-stop:
+			// A phone keeps its unacknowledged write and sends it again.
+			deadline := time.Now().Add(90 * time.Second)
+			for u.retry != nil && time.Now().Before(deadline) && ctx.Err() == nil {
+				u.do(ctx, rec, u.retry)
+			}
+			return
+		default:
+		}
+		u.do(ctx, rec, u.next(all))
+		select {
+		case <-stop:
+		case <-time.After(time.Duration(60+u.r.IntN(120)) * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,141 @@
+package drill
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Features the drill drives and reports on.
+var Features = []string{"identity", "chat", "pay"}
+
+// featureOf names the feature a request path belongs to.
+func featureOf(path string) string {
+	switch {
+	case strings.HasPrefix(path, "/v1/conversations"), strings.HasPrefix(path, "/v1/sync"), strings.HasPrefix(path, "/v1/events"):
+		return "chat"
+	case strings.HasPrefix(path, "/v1/wallet"):
+		return "pay"
+	default:
+		return "identity"
+	}
+}
+
+// recorder counts every HTTP attempt per feature per second, and every
+// operation's client-visible outage.
+type recorder struct {
+	start time.Time
+
+	mu      sync.Mutex
+	seconds map[string][]Second // per feature, index = second since start
+	feats   map[string]*featureCounts
+}
+
+// Second is one second of one feature's attempts.
+type Second struct {
+	OK     int `json:"ok"`
+	Failed int `json:"failed"`
+}
+
+type featureCounts struct {
+	requests, failedAttempts int64
+	acked, failedOps         int64
+	writeOutage, readOutage  map[int]time.Duration // per user: the longest
+}
+
+func newRecorder() *recorder {
+	r := &recorder{start: time.Now(), seconds: map[string][]Second{}, feats: map[string]*featureCounts{}}
+	for _, f := range Features {
+		r.feats[f] = &featureCounts{writeOutage: map[int]time.Duration{}, readOutage: map[int]time.Duration{}}
+	}
+	return r
+}
+
+func (r *recorder) attempt(feature string, ok bool) {
+	sec := int(time.Since(r.start) / time.Second)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.seconds[feature]
+	for len(s) <= sec {
+		s = append(s, Second{})
+	}
+	if ok {
+		s[sec].OK++
+	} else {
+		s[sec].Failed++
+	}
+	r.seconds[feature] = s
+	fc := r.feats[feature]
+	fc.requests++
+	if !ok {
+		fc.failedAttempts++
+	}
+}
+
+// outage records one finished operation of a user: how long the user
+// waited, counting from the first attempt of the first operation that
+// did not succeed before it.
+func (r *recorder) outage(feature string, user int, write bool, d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fc := r.feats[feature]
+	m := fc.readOutage
+	if write {
+		m = fc.writeOutage
+		fc.acked++
+	}
+	m[user] = max(m[user], d)
+}
+
+func (r *recorder) failedOp(feature string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.feats[feature].failedOps++
+}
+
+// rate is a feature's success rate over the last n seconds (-1: no attempts).
+func (r *recorder) rate(feature string, n int) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.seconds[feature]
+	ok, all := 0, 0
+	for i := max(0, len(s)-n); i < len(s); i++ {
+		ok += s[i].OK
+		all += s[i].OK + s[i].Failed
+	}
+	if all == 0 {
+		return -1
+	}
+	return float64(ok) / float64(all)
+}
+
+// longest and p99 of the per-user longest outages.
+func outageStats(m map[int]time.Duration) (longest, p99 time.Duration) {
+	var ds []time.Duration
+	for _, d := range m {
+		ds = append(ds, d)
+	}
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return ds[len(ds)-1], ds[min(len(ds)-1, int(0.99*float64(len(ds))))]
+}
+
+// transport records every attempt the clients make: a 5xx, a 429 or a
+// network error is a failed attempt, anything else an answer.
+type transport struct {
+	rec  *recorder
+	next http.RoundTripper
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	ok := err == nil && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests
+	if req.Context().Err() == nil || ok {
+		t.rec.attempt(featureOf(req.URL.Path), ok)
+	}
+	return resp, err
+}
