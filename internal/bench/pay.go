@@ -68,7 +68,7 @@ func Pay(ctx context.Context, o PayOptions) error {
 	return httpPayments(ctx, cl, o, out)
 }
 
-func postBatch(ctx context.Context, url string, body []byte) (pay struct {
+func postBatch(ctx context.Context, url, contentType string, body []byte) (pay struct {
 	Accounts  []string `json:"accounts"`
 	Transfers []string `json:"transfers"`
 }, err error) {
@@ -77,7 +77,7 @@ func postBatch(ctx context.Context, url string, body []byte) (pay struct {
 		return pay, err
 	}
 	req.Header.Set("Authorization", "Bearer "+benchOpsToken)
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return pay, err
@@ -92,15 +92,21 @@ func postBatch(ctx context.Context, url string, body []byte) (pay struct {
 }
 
 // batchRun creates accounts, then sends full batches of transfers for the
-// run's duration, and returns one batch's bytes for the raw comparison.
+// run's duration, in the API's binary form (128-byte records, as
+// TigerBeetle's clients send), and returns one batch's bytes for the raw
+// comparison.
 func batchRun(ctx context.Context, cl *cluster.Cluster, o PayOptions, out io.Writer) ([]byte, float64, error) {
+	const binaryBody = "application/octet-stream"
 	accs := make([]ledger.Account, o.Accounts)
 	for i := range accs {
 		accs[i] = ledger.Account{ID: ledger.IDFrom("bench-account-" + strconv.Itoa(i)), Currency: "KRW"}
 	}
 	for i := 0; i < len(accs); i += ledger.MaxBatch {
-		b, _ := json.Marshal(map[string]any{"accounts": accs[i:min(i+ledger.MaxBatch, len(accs))]})
-		if _, err := postBatch(ctx, cl.DCs[i/ledger.MaxBatch%3].URL(), b); err != nil {
+		b, err := ledger.EncodeBatch(accs[i:min(i+ledger.MaxBatch, len(accs))], nil)
+		if err != nil {
+			return nil, 0, err
+		}
+		if _, err := postBatch(ctx, cl.DCs[i/ledger.MaxBatch%3].URL(), binaryBody, b); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -129,9 +135,13 @@ func batchRun(ctx context.Context, cl *cluster.Cluster, o PayOptions, out io.Wri
 					cr := (dr + 1 + r.IntN(len(accs)-1)) % len(accs)
 					ts[i] = ledger.Transfer{ID: id, DebitAccountID: accs[dr].ID, CreditAccountID: accs[cr].ID, Amount: 1, Currency: "KRW"}
 				}
-				b, _ := json.Marshal(map[string]any{"transfers": ts})
+				b, err := ledger.EncodeBatch(nil, ts)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
 				sampleOnce.Do(func() { sample = b })
-				res, err := postBatch(ctx, cl.DCs[g%3].URL(), b)
+				res, err := postBatch(ctx, cl.DCs[g%3].URL(), binaryBody, b)
 				if err != nil {
 					failed.Add(1)
 					continue
@@ -152,7 +162,8 @@ func batchRun(ctx context.Context, cl *cluster.Cluster, o PayOptions, out io.Wri
 	return sample, rate, nil
 }
 
-// rawBytes publishes the batch API's own bytes to an R3 stream.
+// rawBytes publishes the batch API's own bytes (the binary body batchRun
+// sends) to an R3 stream.
 func rawBytes(ctx context.Context, cl *cluster.Cluster, body []byte, o PayOptions, out io.Writer) error {
 	nc, err := nats.Connect("nats://"+cl.DCs[0].NATSAddr, nats.UserInfo(engine.User, cl.Secret))
 	if err != nil {

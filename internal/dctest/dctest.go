@@ -22,6 +22,7 @@ import (
 
 	"superapp/internal/cluster"
 	"superapp/internal/engine"
+	"superapp/internal/faultproxy"
 )
 
 var (
@@ -66,17 +67,38 @@ var Names = cluster.Names
 // Start starts three DCs and waits until every one is ready.
 func Start(tb testing.TB) *Cluster {
 	tb.Helper()
-	return StartWith(tb, cluster.Options{})
+	return start(tb, cluster.Options{}, nil)
 }
 
-// StartWith is Start with options; binary, directory and secret are set
-// here.
-func StartWith(tb testing.TB, opts cluster.Options) *Cluster {
+// StartMeshed starts three DCs whose links to each other run through fault
+// proxies, so a test can cut a DC off while its process keeps running.
+func StartMeshed(tb testing.TB) (*Cluster, *faultproxy.Mesh) {
+	tb.Helper()
+	var mesh *faultproxy.Mesh
+	c := start(tb, cluster.Options{RouteVia: func(from, to *cluster.DC) string { return mesh.Addr(from.Name, to.Name) }}, func(cl *cluster.Cluster) {
+		targets := map[string]string{}
+		for _, d := range cl.DCs {
+			targets[d.Name] = d.ClusterAddr
+		}
+		var err error
+		if mesh, err = faultproxy.NewMesh(targets); err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { mesh.Close() })
+	})
+	return c, mesh
+}
+
+// start lays the DCs out, lets before see them, then starts them.
+func start(tb testing.TB, opts cluster.Options, before func(*cluster.Cluster)) *Cluster {
 	tb.Helper()
 	opts.Binary, opts.Dir, opts.Secret = Binary(tb), tb.TempDir(), "test-secret-"+tb.Name()
 	cl, err := cluster.New(opts)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if before != nil {
+		before(cl)
 	}
 	c := &Cluster{Cluster: cl, tb: tb}
 	tb.Cleanup(c.stopAll)

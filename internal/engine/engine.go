@@ -465,25 +465,34 @@ type StreamStatus struct {
 	Error    string   `json:"error,omitempty"`
 }
 
-// Status asks the cluster for every stream's leader and replicas.
+// Status asks the cluster for every stream's leader and replicas, all at
+// once; a stream that does not answer within a second says so.
 func (e *Engine) Status(ctx context.Context) []StreamStatus {
-	out := make([]StreamStatus, 0, len(Streams))
-	for _, spec := range Streams {
-		st := StreamStatus{Name: spec.Name}
-		info, err := e.streamInfo(ctx, spec.Name)
-		if err != nil {
-			st.Error = err.Error()
-		} else {
-			st.LastSeq = info.State.LastSeq
-			if info.Cluster != nil {
-				st.Leader = info.Cluster.Leader
-				for _, r := range info.Cluster.Replicas {
-					st.Replicas = append(st.Replicas, r.Name)
+	out := make([]StreamStatus, len(Streams))
+	var wg sync.WaitGroup
+	for i, spec := range Streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st := StreamStatus{Name: spec.Name}
+			sctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			info, err := e.streamInfo(sctx, spec.Name)
+			if err != nil {
+				st.Error = err.Error()
+			} else {
+				st.LastSeq = info.State.LastSeq
+				if info.Cluster != nil {
+					st.Leader = info.Cluster.Leader
+					for _, r := range info.Cluster.Replicas {
+						st.Replicas = append(st.Replicas, r.Name)
+					}
 				}
 			}
-		}
-		out = append(out, st)
+			out[i] = st
+		}()
 	}
+	wg.Wait()
 	return out
 }
 

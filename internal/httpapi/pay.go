@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"mime"
 	"net/http"
 	"strings"
 
@@ -145,9 +146,17 @@ func (s *Server) payRoutes() []route {
 			if !c.opsTokenPresented() {
 				return apperr.New(apperr.Forbidden, "the batch API needs the ops token")
 			}
+			// application/octet-stream: ledger's binary form, 128-byte
+			// records after TigerBeetle's; anything else is JSON.
+			binary := false
+			if mt, _, err := mime.ParseMediaType(c.r.Header.Get("Content-Type")); err == nil && mt == "application/octet-stream" {
+				binary = true
+			}
 			var b pay.Batch
-			if err := c.decode(&b); err != nil {
-				return err
+			if !binary {
+				if err := c.decode(&b); err != nil {
+					return err
+				}
 			}
 			w, err := c.write()
 			if err != nil {
@@ -155,7 +164,13 @@ func (s *Server) payRoutes() []route {
 			}
 			ctx, cancel := c.writeCtx()
 			defer cancel()
-			r, res, err := p.ApplyBatch(ctx, w, "ops", b)
+			var r pay.BatchResult
+			var res cmdlog.Result
+			if binary {
+				r, res, err = p.ApplyBatchBinary(ctx, w, "ops", c.body)
+			} else {
+				r, res, err = p.ApplyBatch(ctx, w, "ops", b)
+			}
 			if err != nil {
 				return err
 			}

@@ -175,6 +175,12 @@ type Ledger struct {
 	// expiring orders pending transfers with a timeout by deadline.
 	expiring []ID
 	now      int64
+	// slab is where stored transfers live: one allocation per thousand
+	// transfers instead of one each keeps a full batch cheap to apply.
+	slab []Transfer
+	// undo is reused by every chain: a batch of single transfers is
+	// thousands of chains.
+	undo undo
 }
 
 // New returns an empty ledger.
@@ -209,28 +215,41 @@ func (l *Ledger) PendingStateOf(id ID) (PendingState, bool) {
 	return p.state, true
 }
 
-// undo records changes of a chain so a failing chain leaves no trace.
+// undo records changes of a chain so a failing chain leaves no trace. It
+// keeps slices, not maps, so that resetting it for the next chain costs
+// nothing: an account touched twice is saved twice, and rollback restores
+// in reverse order, so the copy taken first wins.
 type undo struct {
-	accounts  map[ID]Account
-	created   []ID // accounts created
-	transfers []ID // transfers created
-	pendings  map[ID]PendingState
+	accounts  []Account // accounts as they were before the chain touched them
+	created   []ID      // accounts created
+	transfers []ID      // transfers created
+	pendings  []pendingUndo
 	expiring  int // len(l.expiring) before
 }
 
-func (l *Ledger) newUndo() *undo {
-	return &undo{accounts: map[ID]Account{}, pendings: map[ID]PendingState{}, expiring: len(l.expiring)}
+type pendingUndo struct {
+	id    ID
+	state PendingState
 }
 
-func (u *undo) touch(a *Account) {
-	if _, ok := u.accounts[a.ID]; !ok {
-		u.accounts[a.ID] = *a
-	}
+// newUndo resets the ledger's undo for a new chain.
+func (l *Ledger) newUndo() *undo {
+	u := &l.undo
+	u.accounts, u.created, u.transfers, u.pendings = u.accounts[:0], u.created[:0], u.transfers[:0], u.pendings[:0]
+	u.expiring = len(l.expiring)
+	return u
+}
+
+func (u *undo) touch(a *Account) { u.accounts = append(u.accounts, *a) }
+
+func (u *undo) pending(id ID, st PendingState) {
+	u.pendings = append(u.pendings, pendingUndo{id: id, state: st})
 }
 
 func (l *Ledger) rollback(u *undo) {
-	for id, a := range u.accounts {
-		if cur, ok := l.accounts[id]; ok {
+	for i := len(u.accounts) - 1; i >= 0; i-- {
+		a := u.accounts[i]
+		if cur, ok := l.accounts[a.ID]; ok {
 			*cur = a
 		}
 	}
@@ -241,38 +260,38 @@ func (l *Ledger) rollback(u *undo) {
 		delete(l.transfers, id)
 		delete(l.pendings, id)
 	}
-	for id, st := range u.pendings {
-		if p, ok := l.pendings[id]; ok {
-			p.state = st
+	for i := len(u.pendings) - 1; i >= 0; i-- {
+		if p, ok := l.pendings[u.pendings[i].id]; ok {
+			p.state = u.pendings[i].state
 		}
 	}
 	l.expiring = l.expiring[:u.expiring]
 }
 
-// chains splits events into linked chains: an event with the linked flag
-// belongs to the chain of the event after it.
-func chains(n int, linked func(i int) bool) [][2]int {
-	var out [][2]int
-	start := 0
-	for i := 0; i < n; i++ {
-		if !linked(i) || i == n-1 {
-			out = append(out, [2]int{start, i + 1})
-			start = i + 1
-		}
+// store keeps a copy of a transfer in the slab.
+func (l *Ledger) store(t *Transfer) *Transfer {
+	if len(l.slab) == cap(l.slab) {
+		l.slab = make([]Transfer, 0, 1024)
 	}
-	return out
+	l.slab = append(l.slab, *t)
+	return &l.slab[len(l.slab)-1]
 }
 
-// run applies events in linked chains; a chain with a failure is rolled
-// back and its other events answer linked_event_failed.
+// run applies events in linked chains (an event with the linked flag
+// belongs to the chain of the event after it); a chain with a failure is
+// rolled back and its other events answer linked_event_failed.
 func (l *Ledger) run(n int, linked func(i int) bool, apply func(i int, u *undo) string) []string {
 	res := make([]string, n)
-	for _, ch := range chains(n, linked) {
+	for start := 0; start < n; {
+		end := start + 1
+		for end < n && linked(end-1) {
+			end++
+		}
 		u := l.newUndo()
 		failed := -1
-		for i := ch[0]; i < ch[1]; i++ {
+		for i := start; i < end; i++ {
 			r := apply(i, u)
-			if i == ch[1]-1 && linked(i) && r == OK {
+			if i == end-1 && linked(i) && r == OK {
 				r = LinkedEventChainOpen // the batch ended inside a chain
 			}
 			res[i] = r
@@ -281,16 +300,17 @@ func (l *Ledger) run(n int, linked func(i int) bool, apply func(i int, u *undo) 
 				break
 			}
 		}
-		if failed >= 0 && ch[1]-ch[0] > 1 {
+		if failed >= 0 {
 			l.rollback(u)
-			for i := ch[0]; i < ch[1]; i++ {
-				if i != failed {
-					res[i] = LinkedEventFailed
+			if end-start > 1 {
+				for i := start; i < end; i++ {
+					if i != failed {
+						res[i] = LinkedEventFailed
+					}
 				}
 			}
-		} else if failed >= 0 {
-			l.rollback(u)
 		}
+		start = end
 	}
 	return res
 }
@@ -374,13 +394,13 @@ func (l *Ledger) transfer(t Transfer, u *undo) string {
 	u.touch(dr)
 	u.touch(cr)
 	t.Timestamp = l.now
-	stored := t
-	l.transfers[t.ID] = &stored
+	stored := l.store(&t)
+	l.transfers[t.ID] = stored
 	u.transfers = append(u.transfers, t.ID)
 	if phase == Pending {
 		dr.DebitsPending += t.Amount
 		cr.CreditsPending += t.Amount
-		p := &pending{t: &stored, state: StatePending}
+		p := &pending{t: stored, state: StatePending}
 		if t.Timeout > 0 {
 			p.deadline = l.now + int64(t.Timeout)*1e9
 			l.expiring = append(l.expiring, t.ID)
@@ -455,13 +475,12 @@ func (l *Ledger) resolve(t Transfer, u *undo) string {
 	dr, cr := l.accounts[pt.DebitAccountID], l.accounts[pt.CreditAccountID]
 	u.touch(dr)
 	u.touch(cr)
-	u.pendings[pt.ID] = p.state
+	u.pending(pt.ID, p.state)
 	dr.DebitsPending -= pt.Amount
 	cr.CreditsPending -= pt.Amount
 	t.DebitAccountID, t.CreditAccountID, t.Currency, t.Amount = pt.DebitAccountID, pt.CreditAccountID, pt.Currency, amount
 	t.Timestamp = l.now
-	stored := t
-	l.transfers[t.ID] = &stored
+	l.transfers[t.ID] = l.store(&t)
 	u.transfers = append(u.transfers, t.ID)
 	if t.Flags&PostPending != 0 {
 		dr.DebitsPosted += amount

@@ -170,6 +170,20 @@ func (m *model) store(t Transfer) {
 	m.order = append(m.order, t.ID)
 }
 
+// chains splits events into linked chains: an event with the linked flag
+// belongs to the chain of the event after it.
+func chains(n int, linked func(i int) bool) [][2]int {
+	var out [][2]int
+	start := 0
+	for i := 0; i < n; i++ {
+		if !linked(i) || i == n-1 {
+			out = append(out, [2]int{start, i + 1})
+			start = i + 1
+		}
+	}
+	return out
+}
+
 // apply applies a batch of transfers, chain by chain, on copies.
 func (m *model) apply(now int64, ts []Transfer) (*model, []string) {
 	m.tick(now)

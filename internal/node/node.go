@@ -321,7 +321,12 @@ func (n *Node) Ready(ctx context.Context) httpapi.Readiness {
 			reasons = append(reasons, "catching up: "+why)
 		}
 	}
-	return httpapi.Readiness{Ready: len(reasons) == 0, Reasons: reasons, Streams: n.eng.Status(ctx), ReadModels: n.ReadModels()}
+	rd := httpapi.Readiness{Ready: len(reasons) == 0, Reasons: reasons, ReadModels: n.ReadModels()}
+	if !n.eng.Isolated() {
+		// Cut off, nobody can answer for the streams.
+		rd.Streams = n.eng.Status(ctx)
+	}
+	return rd
 }
 
 // ReadModels reports each read model's position and state digest, so that
