@@ -22,6 +22,8 @@ const usage = `superapp: a super app platform that survives the loss of a data c
 Usage:
   superapp serve [flags]    run one node (alone, or as one of three DCs)
   superapp cluster [flags]  run three DCs on this machine, until Ctrl-C
+  superapp status [flags]   each DC, every stream's leader and lag, each feature's health
+  superapp evacuate --dc X  move every stream leader out of DC X before maintenance
   superapp drill [flags]    fire drill: three DCs, mixed load, faults, a report
   superapp bench chat|pay   measure chat or payments on three local DCs
 
@@ -40,6 +42,10 @@ func main() {
 		err = serve(os.Args[2:])
 	case "cluster":
 		err = clusterCmd(os.Args[2:])
+	case "status":
+		err = statusCmd(os.Args[2:])
+	case "evacuate":
+		err = evacuateCmd(os.Args[2:])
 	case "drill":
 		err = drillCmd(os.Args[2:])
 	case "bench":

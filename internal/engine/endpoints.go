@@ -71,7 +71,7 @@ func (e *Engine) AnnounceEndpoints(ctx context.Context, ep Endpoint, fn func([]E
 			}
 		}()
 		if err != nil && ctx.Err() == nil {
-			e.log.Debug("endpoints: retrying", "err", err)
+			e.log.Warn("endpoints: retrying", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -37,22 +37,22 @@ const routeUser = "superapp-route"
 
 // Config configures the engine. Tests build it directly; main fills it from flags.
 type Config struct {
-	DC            string   // data center name, also the embedded server's name
-	DataDir       string   // JetStream file store lives under DataDir/jetstream
-	NATSListen    string   // client port of the embedded server; "" keeps it in-process
-	ClusterListen string   // route port; set together with Peers
+	DC            string // data center name, also the embedded server's name
+	DataDir       string // JetStream file store lives under DataDir/jetstream
+	NATSListen    string // client port of the embedded server; "" keeps it in-process
+	ClusterListen string // route port; set together with Peers
 	// ClusterAdvertise is the route address other servers are told to use
 	// for this one ("" = the listen address).
 	ClusterAdvertise string
-	Peers         []string // other DCs' route addresses
-	NATSURL       string   // use this external NATS instead of an embedded server
-	ClusterSecret string   // password of the NATS user and of routes
-	FsyncInterval bool     // fsync on an interval instead of every write
-	TLSCert       string
-	TLSKey        string
-	TLSCA         string
-	Replicas      int // 0: 3 when clustered or external, 1 alone
-	Logger        *slog.Logger
+	Peers            []string // other DCs' route addresses
+	NATSURL          string   // use this external NATS instead of an embedded server
+	ClusterSecret    string   // password of the NATS user and of routes
+	FsyncInterval    bool     // fsync on an interval instead of every write
+	TLSCert          string
+	TLSKey           string
+	TLSCA            string
+	Replicas         int // 0: 3 when clustered or external, 1 alone
+	Logger           *slog.Logger
 }
 
 // Clustered reports whether the config joins other data centers.
@@ -126,6 +126,10 @@ func Open(cfg Config) (*Engine, error) {
 	if err != nil {
 		e.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if err := e.watchElections(); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("leader advisories: %w", err)
 	}
 	e.js = js
 	return e, nil
@@ -341,6 +345,13 @@ func (e *Engine) EnsureStreams(ctx context.Context) error {
 			return err
 		})
 	}
+	for name, create := range map[string]func(context.Context) (jetstream.KeyValue, error){endpointsBucket: e.endpointsKV, opsBucket: e.opsKV} {
+		wg.Add(1)
+		go declare("bucket "+name, func(ctx context.Context) error {
+			_, err := create(ctx)
+			return err
+		})
+	}
 	wg.Wait()
 	close(errs)
 	return <-errs
@@ -392,17 +403,21 @@ func (e *Engine) Append(ctx context.Context, subject, msgID string, data []byte)
 		if e.Isolated() {
 			return 0, fmt.Errorf("append %s: %w", subject, e.isolationError())
 		}
-		// An attempt in flight when the node is cut off ends at once: its
+		// An attempt in flight ends at once when the node is cut off (its
 		// outcome is unknown either way, and the client's retry with the
-		// same id elsewhere settles it.
+		// same id elsewhere settles it) or a stream elects a new leader
+		// (the old one will not answer; the same message id is sent again).
 		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		go func(changed <-chan struct{}) {
+		elected, isolation := e.electionOrIsolation()
+		go func() {
 			select {
-			case <-changed:
+			case <-elected:
+				cancel()
+			case <-isolation:
 				cancel()
 			case <-actx.Done():
 			}
-		}(e.isolationChanged())
+		}()
 		ack, err := e.js.Publish(actx, subject, data, jetstream.WithMsgID(msgID))
 		cancel()
 		if err == nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"superapp/internal/cmdlog"
 )
@@ -17,7 +18,10 @@ var ErrIsolated = cmdlog.ErrIsolated
 
 // quorumWatch follows how many other DCs the embedded server has routes to.
 type quorumWatch struct {
-	mu       sync.Mutex
+	mu sync.Mutex
+	// elected is closed and replaced whenever any stream elects a leader:
+	// appends in flight to the old leader are sent again at once.
+	elected  chan struct{}
 	peers    []string // names of the DCs seen now
 	known    int      // DCs in the cluster besides this one
 	isolated bool
@@ -34,6 +38,7 @@ func (e *Engine) watchQuorum() {
 	q := &e.quorum
 	q.known = len(e.cfg.Peers)
 	q.changed = make(chan struct{})
+	q.elected = make(chan struct{})
 	// Until the first routes are up the node is as cut off as it can be.
 	q.isolated = q.known > 0
 	if q.known == 0 || e.srv == nil {
@@ -103,13 +108,6 @@ func (e *Engine) Isolated() bool {
 	return e.quorum.isolated
 }
 
-// isolationChanged returns a channel closed at the next change of Isolated.
-func (e *Engine) isolationChanged() <-chan struct{} {
-	e.quorum.mu.Lock()
-	defer e.quorum.mu.Unlock()
-	return e.quorum.changed
-}
-
 // OnIsolation calls fn (from the watcher's goroutine) whenever Isolated
 // changes.
 func (e *Engine) OnIsolation(fn func(isolated bool)) {
@@ -130,4 +128,31 @@ func (e *Engine) isolationError() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return fmt.Errorf("%w: it sees %d of the %d other DCs", ErrIsolated, len(q.peers), q.known)
+}
+
+// leaderAdvisories is where JetStream announces each stream's new leader.
+const leaderAdvisories = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.*"
+
+// watchElections ends the attempts of appends in flight whenever a stream
+// elects a leader: a proposal the old leader had not committed gets no
+// answer, and waiting out the attempt's timeout would add seconds to a
+// hand-over that takes milliseconds. Sending again is safe: the entry's
+// message id dedupes it.
+func (e *Engine) watchElections() error {
+	_, err := e.nc.Subscribe(leaderAdvisories, func(*nats.Msg) {
+		q := &e.quorum
+		q.mu.Lock()
+		close(q.elected)
+		q.elected = make(chan struct{})
+		q.mu.Unlock()
+	})
+	return err
+}
+
+// electionOrIsolation returns a channel closed at the next leader election
+// or change of isolation.
+func (e *Engine) electionOrIsolation() (elected, isolation <-chan struct{}) {
+	e.quorum.mu.Lock()
+	defer e.quorum.mu.Unlock()
+	return e.quorum.elected, e.quorum.changed
 }

@@ -571,4 +571,48 @@ func TestOpsToken(t *testing.T) {
 	if r := e.do("GET", "/readyz", "ops-secret", ""); r.status != 200 || r.body["streams"] == nil {
 		t.Fatalf("readyz with ops token: %d %s", r.status, r.raw)
 	}
+	// Status and evacuation: operators only.
+	for _, tok := range []string{"", "wrong", c.AccessToken()} {
+		if r := e.do("GET", "/ops/status", tok, ""); r.status != 403 || r.errCode() != "forbidden" {
+			t.Fatalf("status with token %.10q: %d %s", tok, r.status, r.raw)
+		}
+		if r := e.do("POST", "/ops/evacuate", tok, `{"dc":"dc1"}`); r.status != 403 || r.errCode() != "forbidden" {
+			t.Fatalf("evacuate with token %.10q: %d %s", tok, r.status, r.raw)
+		}
+	}
+	r := e.do("GET", "/ops/status", "ops-secret", "")
+	if r.status != 200 || r.body["asked_dc"] != "dc1" || !strings.Contains(r.raw, `"IDENTITY"`) || !strings.Contains(r.raw, `"healthy":true`) {
+		t.Fatalf("status: %d %s", r.status, r.raw)
+	}
+	for body, field := range map[string]string{`{"dc":"no such/dc"}`: "dc", `{"dc":"dc9"}`: "dc", `{}`: "dc"} {
+		if r := e.do("POST", "/ops/evacuate", "ops-secret", body); r.status != 400 || r.errField() != field {
+			t.Fatalf("evacuate %s: %d %s", body, r.status, r.raw)
+		}
+	}
+	// Evacuated, the node serves but reports itself not ready, so balancers
+	// drain it; the mark is in the log, so it outlives a restart.
+	if r := e.do("POST", "/ops/evacuate", "ops-secret", `{"dc":"dc1"}`); r.status != 200 || r.body["evacuated"] != true {
+		t.Fatalf("evacuate: %d %s", r.status, r.raw)
+	}
+	waitFor(t, func() bool {
+		r := e.do("GET", "/readyz", "ops-secret", "")
+		return r.status == 503 && strings.Contains(r.raw, "evacuated")
+	})
+	if _, err := c.Me(context.Background()); err != nil {
+		t.Fatalf("an evacuated node still serves: %v", err)
+	}
+	if r := e.do("POST", "/ops/evacuate", "ops-secret", `{"dc":"dc1","undo":true}`); r.status != 200 || r.body["evacuated"] != false {
+		t.Fatalf("undo: %d %s", r.status, r.raw)
+	}
+	waitFor(t, func() bool { return e.do("GET", "/readyz", "", "").status == 200 })
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !ok(); {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

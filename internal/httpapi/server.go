@@ -100,6 +100,8 @@ type Config struct {
 	Isolated func() bool
 	// Endpoints lists every DC's public endpoint (GET /v1/endpoints).
 	Endpoints func() []Endpoint
+	// Ops serves the operator endpoints (status, evacuation).
+	Ops Ops
 }
 
 // Endpoint is one DC's public HTTP endpoint.
@@ -153,6 +155,7 @@ func New(cfg Config) *Server {
 	go s.pings()
 	s.metrics = newMetrics(cfg.Registry, cfg.Machines)
 	s.routes = append(s.routes, s.opsRoutes()...)
+	s.routes = append(s.routes, s.clusterOpsRoutes()...)
 	s.routes = append(s.routes, s.identityRoutes()...)
 	s.routes = append(s.routes, s.socialRoutes()...)
 	s.routes = append(s.routes, s.chatRoutes()...)

@@ -422,11 +422,14 @@ func CheckBatch(b []byte) (accounts, transfers int, err error) {
 	return na, nt, nil
 }
 
-// The packed form of a batch is what the log stores: most of a record's
-// 16 little-endian 8-byte words are zero (no pending id, no user data, no
-// timeout...), so each record is a 16-bit mask of its non-zero words, then
-// those words. A typical transfer takes 66 bytes instead of 128, which
-// halves what every replica writes, sends and reads back.
+// The packed form of a batch is what the log stores. Each record is read
+// as 16 little-endian 8-byte words and XORed with the record before it
+// (the first with zeros): a word that repeats (currency, code and flags,
+// the amount, the high half of time-ordered ids) or that is zero in both
+// (no pending id, no user data, no timeout) becomes zero, and zero words
+// are left out. A record is a 16-bit mask of its non-zero words, then
+// those words. A typical transfer takes 42 bytes instead of 128, which
+// cuts what every replica writes, sends, reads back and parses.
 //
 //	offset size field
 //	     0    8 the batch's header, as is
@@ -441,12 +444,14 @@ func PackBatch(b []byte) ([]byte, error) {
 	out := make([]byte, BatchHeaderSize, len(b)/2+BatchHeaderSize)
 	copy(out, b[:BatchHeaderSize])
 	recs := b[BatchHeaderSize:]
+	var prev [16]uint64
 	for i := 0; i < na+nt; i++ {
 		r := recs[i*RecordSize : (i+1)*RecordSize]
 		var words [16]uint64
 		var mask uint16
 		for w := range words {
-			words[w] = le.Uint64(r[w*8:])
+			v := le.Uint64(r[w*8:])
+			words[w], prev[w] = v^prev[w], v
 			if words[w] != 0 {
 				mask |= 1 << w
 			}
@@ -461,38 +466,90 @@ func PackBatch(b []byte) ([]byte, error) {
 	return out, nil
 }
 
-// UnpackBatch restores a packed batch. It never panics, and allocates at
-// most 64 bytes per byte of input: a record takes at least its 2-byte mask.
-func UnpackBatch(p []byte) ([]byte, error) {
+// unpack calls fn with each record of a packed batch, restored in rec,
+// and the batch's counts first. It never panics, and lets fn allocate at
+// most for as many records as the input could hold: one takes at least its
+// 2-byte mask.
+func unpack(p []byte, counts func(accounts, transfers int), fn func(i int, rec []byte) error) error {
 	if len(p) < BatchHeaderSize {
-		return nil, &FormatError{Field: "header", Reason: "a packed batch starts with the 8-byte header"}
+		return &FormatError{Field: "header", Reason: "a packed batch starts with the 8-byte header"}
 	}
-	n := uint64(le.Uint32(p[0:4])) + uint64(le.Uint32(p[4:8]))
-	if n > uint64(len(p)-BatchHeaderSize)/2 {
-		return nil, &FormatError{Field: "header", Reason: fmt.Sprintf("the header counts %d records, more than %d bytes can pack", n, len(p)-BatchHeaderSize)}
+	na, nt := uint64(le.Uint32(p[0:4])), uint64(le.Uint32(p[4:8]))
+	if na+nt > uint64(len(p)-BatchHeaderSize)/2 {
+		return &FormatError{Field: "header", Reason: fmt.Sprintf("the header counts %d records, more than %d bytes can pack", na+nt, len(p)-BatchHeaderSize)}
 	}
-	out := make([]byte, BatchHeaderSize+n*RecordSize)
-	copy(out, p[:BatchHeaderSize])
+	counts(int(na), int(nt))
 	in := p[BatchHeaderSize:]
-	for i := range int(n) {
+	var prev [16]uint64
+	var rec [RecordSize]byte
+	for i := range int(na + nt) {
 		if len(in) < 2 {
-			return nil, &FormatError{Field: "records", Reason: fmt.Sprintf("packed record %d is cut short", i)}
+			return &FormatError{Field: "records", Reason: fmt.Sprintf("packed record %d is cut short", i)}
 		}
 		mask := le.Uint16(in)
 		in = in[2:]
 		if size := bits.OnesCount16(mask) * 8; len(in) < size {
-			return nil, &FormatError{Field: "records", Reason: fmt.Sprintf("packed record %d is cut short", i)}
+			return &FormatError{Field: "records", Reason: fmt.Sprintf("packed record %d is cut short", i)}
 		}
-		r := out[BatchHeaderSize+i*RecordSize:]
-		for w := 0; w < 16; w++ {
+		for w := range prev {
 			if mask&(1<<w) != 0 {
-				copy(r[w*8:w*8+8], in[:8])
+				prev[w] ^= le.Uint64(in)
 				in = in[8:]
 			}
+			le.PutUint64(rec[w*8:], prev[w])
+		}
+		if err := fn(i, rec[:]); err != nil {
+			return err
 		}
 	}
 	if len(in) != 0 {
-		return nil, &FormatError{Field: "records", Reason: fmt.Sprintf("%d bytes after the last packed record", len(in))}
+		return &FormatError{Field: "records", Reason: fmt.Sprintf("%d bytes after the last packed record", len(in))}
+	}
+	return nil
+}
+
+// UnpackBatch restores a packed batch's bytes. It never panics.
+func UnpackBatch(p []byte) ([]byte, error) {
+	var out []byte
+	err := unpack(p, func(na, nt int) {
+		out = make([]byte, BatchHeaderSize, BatchHeaderSize+(na+nt)*RecordSize)
+		copy(out, p[:BatchHeaderSize])
+	}, func(_ int, rec []byte) error {
+		out = append(out, rec...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// DecodePackedBatch decodes a packed batch, as DecodeBatch decodes the
+// batch UnpackBatch restores, without restoring it first. It never panics.
+func DecodePackedBatch(p []byte) ([]Account, []Transfer, error) {
+	var as []Account
+	var ts []Transfer
+	err := unpack(p, func(na, nt int) {
+		if na > 0 {
+			as = make([]Account, na)
+		}
+		if nt > 0 {
+			ts = make([]Transfer, nt)
+		}
+	}, func(i int, rec []byte) error {
+		if i < len(as) {
+			if field, reason := decodeAccount(rec, &as[i]); field != "" {
+				return formatErr("accounts", i, field, reason)
+			}
+			return nil
+		}
+		if field, reason := decodeTransfer(rec, &ts[i-len(as)]); field != "" {
+			return formatErr("transfers", i-len(as), field, reason)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return as, ts, nil
 }

@@ -80,6 +80,10 @@ func TestCodecRoundTrip(t *testing.T) {
 		if u, err := UnpackBatch(p); err != nil || !bytes.Equal(u, b) {
 			t.Fatalf("unpack: %v", err)
 		}
+		pa, pt, err := DecodePackedBatch(p)
+		if err != nil || !reflect.DeepEqual(pa, gotA) || !reflect.DeepEqual(pt, gotT) {
+			t.Fatalf("decode packed: %v", err)
+		}
 		// The record functions agree with the batch ones.
 		if len(ts) > 0 {
 			enc, err := EncodeTransfers(ts)
@@ -234,8 +238,18 @@ func FuzzDecodeTransfers(f *testing.F) {
 				t.Fatalf("pack does not round-trip: %v", err)
 			}
 		}
-		if u, err := UnpackBatch(in); err == nil && len(u) > BatchHeaderSize+64*len(in) {
+		u, uerr := UnpackBatch(in)
+		if uerr == nil && len(u) > BatchHeaderSize+64*len(in) {
 			t.Fatalf("unpacked %d bytes from %d", len(u), len(in))
+		}
+		pa, pt, perr := DecodePackedBatch(in)
+		if uerr == nil {
+			ua, ut, derr := DecodeBatch(u)
+			if (derr == nil) != (perr == nil) || !reflect.DeepEqual(ua, pa) || !reflect.DeepEqual(ut, pt) {
+				t.Fatalf("DecodePackedBatch %v, DecodeBatch of UnpackBatch %v", perr, derr)
+			}
+		} else if perr == nil {
+			t.Fatalf("DecodePackedBatch took what UnpackBatch refused: %v", uerr)
 		}
 	})
 }
@@ -249,11 +263,7 @@ func BenchmarkDecodeBatch(b *testing.B) {
 	body, _ := EncodeBatch(nil, ts)
 	p, _ := PackBatch(body)
 	for b.Loop() {
-		u, err := UnpackBatch(p)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, _, err := DecodeBatch(u); err != nil {
+		if _, _, err := DecodePackedBatch(p); err != nil {
 			b.Fatal(err)
 		}
 	}

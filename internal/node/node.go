@@ -43,9 +43,9 @@ type Config struct {
 	// PublicURL is this DC's HTTP endpoint as clients reach it, announced
 	// to every DC for GET /v1/endpoints ("" = http://<HTTPAddr>).
 	PublicURL string
-	OpsToken string
-	Logger   *slog.Logger
-	Now      func() time.Time
+	OpsToken  string
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // Node is one running superapp node.
@@ -63,8 +63,11 @@ type Node struct {
 	httpSrv  *http.Server
 	ln       net.Listener
 
+	bg        context.Context // the followers' life: until Close
+	stopBg    context.CancelFunc
 	started   atomic.Bool
 	endpoints atomic.Pointer[[]httpapi.Endpoint]
+	evacuated atomic.Pointer[map[string]bool]
 	wg        sync.WaitGroup
 }
 
@@ -100,6 +103,7 @@ func New(cfg Config) (*Node, error) {
 		ec.ClusterSecret = secret
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger}
+	n.bg, n.stopBg = context.WithCancel(context.Background())
 	eng, err := engine.Open(*ec)
 	if err != nil {
 		return nil, err
@@ -140,6 +144,7 @@ func New(cfg Config) (*Node, error) {
 		},
 		FingerprintKey: fpKey,
 		Isolated:       eng.Isolated,
+		Ops:            n,
 		Endpoints:      n.Endpoints,
 		Ready:          n.Ready, OpenAPI: api.OpenAPI, OpsToken: cfg.OpsToken, Logger: cfg.Logger, Registry: reg,
 	})
@@ -254,29 +259,48 @@ func (n *Node) Run(ctx context.Context) error {
 }
 
 func (n *Node) start(ctx context.Context) error {
+	// The followers and watchers outlive ctx: on a graceful stop, requests
+	// in flight still see their writes applied. Close stops them.
+	bg := n.bg
 	if err := n.eng.EnsureStreams(ctx); err != nil {
 		return err
 	}
-	n.wg.Add(1)
+	// The node is ready only once it knows the other DCs and whether it
+	// is evacuated.
+	endpointsKnown, evacuationKnown := make(chan struct{}), make(chan struct{})
+	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
-		n.eng.AnnounceEndpoints(ctx, engine.Endpoint{DC: n.cfg.Engine.DC, URL: n.PublicURL()}, func(all []engine.Endpoint) {
+		n.keepEvacuated(bg, sync.OnceFunc(func() { close(evacuationKnown) }))
+	}()
+	go func() {
+		defer n.wg.Done()
+		first := sync.OnceFunc(func() { close(endpointsKnown) })
+		n.eng.AnnounceEndpoints(bg, engine.Endpoint{DC: n.cfg.Engine.DC, URL: n.PublicURL()}, func(all []engine.Endpoint) {
 			eps := make([]httpapi.Endpoint, len(all))
 			for i, ep := range all {
 				eps[i] = httpapi.Endpoint(ep)
 			}
 			n.endpoints.Store(&eps)
+			first()
 		})
 	}()
+	for _, known := range []chan struct{}{endpointsKnown, evacuationKnown} {
+		select {
+		case <-known:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for _, m := range n.machines {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			for ctx.Err() == nil {
-				if err := n.eng.Follow(ctx, m); err != nil && ctx.Err() == nil {
+			for bg.Err() == nil {
+				if err := n.eng.Follow(bg, m); err != nil && bg.Err() == nil {
 					n.log.Error("follow stopped; restarting", "stream", m.Name(), "err", err)
 					select {
-					case <-ctx.Done():
+					case <-bg.Done():
 					case <-time.After(time.Second):
 					}
 				}
@@ -310,6 +334,9 @@ func (n *Node) Ready(ctx context.Context) httpapi.Readiness {
 	var reasons []string
 	if !n.started.Load() {
 		reasons = append(reasons, "starting: streams, read models or token keys not ready")
+	}
+	if n.Evacuated(n.cfg.Engine.DC) {
+		reasons = append(reasons, "evacuated by an operator: serving, but leading no stream; undo with superapp evacuate --undo")
 	}
 	if n.eng.Isolated() {
 		reasons = append(reasons, fmt.Sprintf("isolated: this DC sees only %v of the other DCs and cannot commit writes", n.eng.PeersSeen()))
@@ -357,6 +384,7 @@ func (n *Node) Close() {
 	defer cancel()
 	n.api.Close()
 	_ = n.httpSrv.Shutdown(ctx)
+	n.stopBg()
 	n.identity.Close()
 	n.social.Close()
 	n.chat.Close()

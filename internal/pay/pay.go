@@ -744,9 +744,5 @@ func decodeBatch(data []byte) ([]ledger.Account, []ledger.Transfer, error) {
 	} else if err := json.Unmarshal(data, &packed); err != nil {
 		return nil, nil, err
 	}
-	body, err := ledger.UnpackBatch(packed)
-	if err != nil {
-		return nil, nil, err
-	}
-	return ledger.DecodeBatch(body)
+	return ledger.DecodePackedBatch(packed)
 }

@@ -1,0 +1,76 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"regexp"
+	"time"
+
+	"superapp/internal/apperr"
+)
+
+// Ops is what the operator endpoints ask of the node.
+type Ops interface {
+	// Status is the cluster as this node sees it; auth is forwarded to the
+	// other DCs.
+	Status(ctx context.Context, auth string) any
+	Evacuate(ctx context.Context, dc string, on bool) (Evacuation, error)
+}
+
+// Evacuation is the answer to an evacuation.
+type Evacuation struct {
+	DC        string   `json:"dc"`
+	Evacuated bool     `json:"evacuated"`
+	Moved     []string `json:"moved"` // streams handed over, "STREAM→dc"
+	Errors    []string `json:"errors,omitempty"`
+}
+
+// ErrUnknownDC is returned for an evacuation of a DC the cluster does not have.
+var ErrUnknownDC = errors.New("unknown data center")
+
+var dcNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+func (s *Server) clusterOpsRoutes() []route {
+	return []route{
+		{method: "GET", pattern: "/ops/status", feature: "ops", handle: func(c *call) error {
+			if !c.opsAllowed() {
+				return apperr.New(apperr.Forbidden, "status is for operators: present the ops token")
+			}
+			if s.cfg.Ops == nil {
+				return apperr.New(apperr.Unavailable, "no cluster status on this node")
+			}
+			ctx, cancel := context.WithTimeout(c.ctx(), 10*time.Second)
+			defer cancel()
+			return c.json(http.StatusOK, s.cfg.Ops.Status(ctx, c.r.Header.Get("Authorization")))
+		}},
+		{method: "POST", pattern: "/ops/evacuate", feature: "ops", maxBody: 1 << 10, handle: func(c *call) error {
+			if !c.opsAllowed() {
+				return apperr.New(apperr.Forbidden, "evacuation is for operators: present the ops token")
+			}
+			var req struct {
+				DC   string `json:"dc"`
+				Undo bool   `json:"undo"`
+			}
+			if err := c.decode(&req); err != nil {
+				return err
+			}
+			if !dcNameRE.MatchString(req.DC) {
+				return apperr.Field("dc", "dc must name a data center, e.g. dc2")
+			}
+			if s.cfg.Ops == nil {
+				return apperr.New(apperr.Unavailable, "evacuation is not available on this node")
+			}
+			ctx, cancel := c.writeCtx()
+			defer cancel()
+			ev, err := s.cfg.Ops.Evacuate(ctx, req.DC, !req.Undo)
+			if errors.Is(err, ErrUnknownDC) {
+				return apperr.Field("dc", "%v", err)
+			}
+			if err != nil {
+				return &apperr.Error{Code: apperr.Unavailable, Message: "the evacuation could not be recorded: " + err.Error(), RetryAfter: 1}
+			}
+			return c.json(http.StatusOK, ev)
+		}},
+	}
+}
