@@ -71,6 +71,7 @@ type Engine struct {
 	streams map[string]jetstream.Stream
 	objects map[string]jetstream.ObjectStore
 
+	faults     map[string]string // stream → injected fault
 	quorum     quorumWatch
 	quorumStop chan struct{}
 	quorumDone chan struct{}
@@ -398,6 +399,10 @@ func (e *Engine) GetObject(ctx context.Context, bucket, name string) (io.ReadClo
 // quorum has stored it. It retries (same msgID) through leader elections
 // until ctx ends.
 func (e *Engine) Append(ctx context.Context, subject, msgID string, data []byte) (uint64, error) {
+	if e.streamFault(subject) == FaultStall {
+		<-ctx.Done()
+		return 0, fmt.Errorf("append %s: %w (stream stalled by an injected fault)", subject, ctx.Err())
+	}
 	backoff := 50 * time.Millisecond
 	for {
 		if e.Isolated() {

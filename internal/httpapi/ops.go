@@ -16,7 +16,17 @@ type Ops interface {
 	// other DCs.
 	Status(ctx context.Context, auth string) any
 	Evacuate(ctx context.Context, dc string, on bool) (Evacuation, error)
+	// StallFeature makes (or stops making) the feature's stream behave as
+	// one without a leader, on this node.
+	StallFeature(feature string, on bool) error
 }
+
+// Faults a drill can inject into one feature on one node.
+const (
+	FaultPanic = "panic" // every handler of the feature panics
+	FaultStall = "stall" // the feature's stream does not answer
+	FaultNone  = "none"
+)
 
 // Evacuation is the answer to an evacuation.
 type Evacuation struct {
@@ -43,6 +53,41 @@ func (s *Server) clusterOpsRoutes() []route {
 			ctx, cancel := context.WithTimeout(c.ctx(), 10*time.Second)
 			defer cancel()
 			return c.json(http.StatusOK, s.cfg.Ops.Status(ctx, c.r.Header.Get("Authorization")))
+		}},
+		{method: "POST", pattern: "/ops/faults", feature: "ops", maxBody: 1 << 10, handle: func(c *call) error {
+			if !c.opsAllowed() {
+				return apperr.New(apperr.Forbidden, "fault injection is for operators: present the ops token")
+			}
+			var req struct {
+				Feature string `json:"feature"`
+				Fault   string `json:"fault"`
+			}
+			if err := c.decode(&req); err != nil {
+				return err
+			}
+			if _, ok := s.gates[req.Feature]; !ok || req.Feature == "ops" {
+				return apperr.Field("feature", "feature must be one of identity, social, chat, pay, ledger, events")
+			}
+			switch req.Fault {
+			case FaultPanic, FaultStall, FaultNone:
+			default:
+				return apperr.Field("fault", "fault must be panic, stall or none")
+			}
+			if s.cfg.Ops == nil {
+				return apperr.New(apperr.Unavailable, "fault injection is not available on this node")
+			}
+			if err := s.cfg.Ops.StallFeature(req.Feature, req.Fault == FaultStall); err != nil {
+				return apperr.Field("feature", "%v", err)
+			}
+			s.faultsMu.Lock()
+			if req.Fault == FaultPanic {
+				s.faults[req.Feature] = FaultPanic
+			} else {
+				delete(s.faults, req.Feature)
+			}
+			s.faultsMu.Unlock()
+			s.log.Warn("fault injected", "feature", req.Feature, "fault", req.Fault)
+			return c.json(http.StatusOK, map[string]string{"feature": req.Feature, "fault": req.Fault, "dc": s.cfg.DC})
 		}},
 		{method: "POST", pattern: "/ops/evacuate", feature: "ops", maxBody: 1 << 10, handle: func(c *call) error {
 			if !c.opsAllowed() {
@@ -72,5 +117,15 @@ func (s *Server) clusterOpsRoutes() []route {
 			}
 			return c.json(http.StatusOK, ev)
 		}},
+	}
+}
+
+// injectedPanic panics when a drill injected a panic into the feature.
+func (s *Server) injectedPanic(feature string) {
+	s.faultsMu.Lock()
+	f := s.faults[feature]
+	s.faultsMu.Unlock()
+	if f == FaultPanic {
+		panic("fault injected into " + feature + " by an operator")
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -119,6 +120,9 @@ type Server struct {
 	metrics *metrics
 	gates   map[string]chan struct{}
 	hub     *Hub
+	// faults are the panics injected per feature (POST /ops/faults).
+	faultsMu sync.Mutex
+	faults   map[string]string
 	// closing ends every long-lived stream when the node shuts down.
 	closing context.Context
 	close   context.CancelFunc
@@ -150,7 +154,7 @@ func New(cfg Config) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "http"), mux: http.NewServeMux(), gates: map[string]chan struct{}{}, hub: NewHub()}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "http"), mux: http.NewServeMux(), gates: map[string]chan struct{}{}, hub: NewHub(), faults: map[string]string{}}
 	s.closing, s.close = context.WithCancel(context.Background())
 	go s.pings()
 	s.metrics = newMetrics(cfg.Registry, cfg.Machines)
@@ -324,6 +328,7 @@ func (c *call) run() error {
 			return &apperr.Error{Code: apperr.Overloaded, Message: c.rt.feature + " is overloaded; retry shortly", RetryAfter: 1}
 		}
 	}
+	c.s.injectedPanic(c.rt.feature)
 	return c.rt.handle(c)
 }
 

@@ -161,7 +161,7 @@ const MaxBatch = 8190
 var currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
 
 type pending struct {
-	t        *Transfer
+	t        uint32 // the pending transfer's index in Ledger.records
 	state    PendingState
 	deadline int64 // ns; 0: none
 }
@@ -170,14 +170,14 @@ type pending struct {
 // applies batches; readers go through the caller's lock.
 type Ledger struct {
 	accounts  map[ID]*Account
-	transfers map[ID]*Transfer
-	pendings  map[ID]*pending
+	transfers map[ID]uint32 // index in records
+	records   records
+	// userData holds the transfers' user data; index 0 is none.
+	userData []string
+	pendings map[ID]*pending
 	// expiring orders pending transfers with a timeout by deadline.
 	expiring []ID
 	now      int64
-	// slab is where stored transfers live: one allocation per thousand
-	// transfers instead of one each keeps a full batch cheap to apply.
-	slab []Transfer
 	// undo is reused by every chain: a batch of single transfers is
 	// thousands of chains.
 	undo undo
@@ -185,7 +185,7 @@ type Ledger struct {
 
 // New returns an empty ledger.
 func New() *Ledger {
-	return &Ledger{accounts: map[ID]*Account{}, transfers: map[ID]*Transfer{}, pendings: map[ID]*pending{}}
+	return &Ledger{accounts: map[ID]*Account{}, transfers: map[ID]uint32{}, pendings: map[ID]*pending{}, userData: []string{""}}
 }
 
 // Account returns a copy of an account.
@@ -199,11 +199,11 @@ func (l *Ledger) Account(id ID) (Account, bool) {
 
 // Transfer returns a copy of a transfer.
 func (l *Ledger) Transfer(id ID) (Transfer, bool) {
-	t, ok := l.transfers[id]
+	i, ok := l.transfers[id]
 	if !ok {
 		return Transfer{}, false
 	}
-	return *t, true
+	return l.transferAt(i), true
 }
 
 // PendingStateOf returns where a pending transfer stands.
@@ -224,7 +224,9 @@ type undo struct {
 	created   []ID      // accounts created
 	transfers []ID      // transfers created
 	pendings  []pendingUndo
-	expiring  int // len(l.expiring) before
+	expiring  int    // len(l.expiring) before
+	records   uint32 // l.records.n before
+	userData  int    // len(l.userData) before
 }
 
 type pendingUndo struct {
@@ -236,7 +238,7 @@ type pendingUndo struct {
 func (l *Ledger) newUndo() *undo {
 	u := &l.undo
 	u.accounts, u.created, u.transfers, u.pendings = u.accounts[:0], u.created[:0], u.transfers[:0], u.pendings[:0]
-	u.expiring = len(l.expiring)
+	u.expiring, u.records, u.userData = len(l.expiring), l.records.n, len(l.userData)
 	return u
 }
 
@@ -266,15 +268,9 @@ func (l *Ledger) rollback(u *undo) {
 		}
 	}
 	l.expiring = l.expiring[:u.expiring]
-}
-
-// store keeps a copy of a transfer in the slab.
-func (l *Ledger) store(t *Transfer) *Transfer {
-	if len(l.slab) == cap(l.slab) {
-		l.slab = make([]Transfer, 0, 1024)
-	}
-	l.slab = append(l.slab, *t)
-	return &l.slab[len(l.slab)-1]
+	// The chain's transfers are the last stored.
+	l.records.n = u.records
+	l.userData = l.userData[:u.userData]
 }
 
 // run applies events in linked chains (an event with the linked flag
@@ -354,8 +350,9 @@ func (l *Ledger) transfer(t Transfer, u *undo) string {
 	if t.ID.IsZero() {
 		return IDMustNotBeZero
 	}
-	if old, ok := l.transfers[t.ID]; ok {
-		if !sameTransfer(old, &t) {
+	if i, ok := l.transfers[t.ID]; ok {
+		old := l.transferAt(i)
+		if !sameTransfer(&old, &t) {
 			return ExistsWithDifferentFields
 		}
 		return Exists
@@ -394,7 +391,7 @@ func (l *Ledger) transfer(t Transfer, u *undo) string {
 	u.touch(dr)
 	u.touch(cr)
 	t.Timestamp = l.now
-	stored := l.store(&t)
+	stored := l.storeTransfer(&t)
 	l.transfers[t.ID] = stored
 	u.transfers = append(u.transfers, t.ID)
 	if phase == Pending {
@@ -454,12 +451,12 @@ func (l *Ledger) resolve(t Transfer, u *undo) string {
 	case StateExpired:
 		return PendingTransferExpired
 	}
-	pt := p.t
+	pt := l.records.at(p.t)
 	if (!t.DebitAccountID.IsZero() && t.DebitAccountID != pt.DebitAccountID) ||
 		(!t.CreditAccountID.IsZero() && t.CreditAccountID != pt.CreditAccountID) {
 		return PendingTransferHasDifferent
 	}
-	if t.Currency != "" && t.Currency != pt.Currency {
+	if t.Currency != "" && t.Currency != string(pt.currency[:]) {
 		return CurrencyMismatch
 	}
 	amount := t.Amount
@@ -478,9 +475,9 @@ func (l *Ledger) resolve(t Transfer, u *undo) string {
 	u.pending(pt.ID, p.state)
 	dr.DebitsPending -= pt.Amount
 	cr.CreditsPending -= pt.Amount
-	t.DebitAccountID, t.CreditAccountID, t.Currency, t.Amount = pt.DebitAccountID, pt.CreditAccountID, pt.Currency, amount
+	t.DebitAccountID, t.CreditAccountID, t.Currency, t.Amount = pt.DebitAccountID, pt.CreditAccountID, currencyName(pt.currency), amount
 	t.Timestamp = l.now
-	l.transfers[t.ID] = l.store(&t)
+	l.transfers[t.ID] = l.storeTransfer(&t)
 	u.transfers = append(u.transfers, t.ID)
 	if t.Flags&PostPending != 0 {
 		dr.DebitsPosted += amount
@@ -525,9 +522,10 @@ func (l *Ledger) tick(now int64) {
 		switch {
 		case p == nil || p.state != StatePending:
 		case p.deadline <= l.now:
-			dr, cr := l.accounts[p.t.DebitAccountID], l.accounts[p.t.CreditAccountID]
-			dr.DebitsPending -= p.t.Amount
-			cr.CreditsPending -= p.t.Amount
+			t := l.records.at(p.t)
+			dr, cr := l.accounts[t.DebitAccountID], l.accounts[t.CreditAccountID]
+			dr.DebitsPending -= t.Amount
+			cr.CreditsPending -= t.Amount
 			p.state = StateExpired
 		default:
 			keep = append(keep, id)
@@ -595,7 +593,7 @@ func (l *Ledger) Digest() string {
 	}
 	sortIDs(ids)
 	for _, id := range ids {
-		t := l.transfers[id]
+		t := l.records.at(l.transfers[id])
 		h.Write(id[:])
 		binary.BigEndian.PutUint64(b[:], t.Amount)
 		h.Write(b[:])

@@ -44,8 +44,10 @@ type Config struct {
 	// to every DC for GET /v1/endpoints ("" = http://<HTTPAddr>).
 	PublicURL string
 	OpsToken  string
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// WriteTimeout bounds how long a write waits for a quorum (default 15s).
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 // Node is one running superapp node.
@@ -144,6 +146,7 @@ func New(cfg Config) (*Node, error) {
 		},
 		FingerprintKey: fpKey,
 		Isolated:       eng.Isolated,
+		WriteTimeout:   cfg.WriteTimeout,
 		Ops:            n,
 		Endpoints:      n.Endpoints,
 		Ready:          n.Ready, OpenAPI: api.OpenAPI, OpsToken: cfg.OpsToken, Logger: cfg.Logger, Registry: reg,

@@ -204,3 +204,19 @@ func askReady(ctx context.Context, ep httpapi.Endpoint, auth string) DCStatus {
 	ds.Reachable, ds.Ready, ds.Reasons, ds.ReadModels = true, body.Status == "ready", body.Reasons, body.ReadModels
 	return ds
 }
+
+// featureStream is the stream behind each gateway feature.
+var featureStream = map[string]string{"identity": "IDENTITY", "social": "SOCIAL", "chat": "CHAT", "events": "CHAT", "pay": "LEDGER", "ledger": "LEDGER"}
+
+// StallFeature injects (or clears) a stall of the feature's stream.
+func (n *Node) StallFeature(feature string, on bool) error {
+	stream, ok := featureStream[feature]
+	if !ok {
+		return fmt.Errorf("feature %q has no stream", feature)
+	}
+	mode := ""
+	if on {
+		mode = engine.FaultStall
+	}
+	return n.eng.SetStreamFault(stream, mode)
+}

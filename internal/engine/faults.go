@@ -1,0 +1,53 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+)
+
+// FaultStall makes a stream behave as one without a leader: appends get no
+// answer until their deadline. Drills inject it to prove that one
+// feature's dead stream does not take the others down.
+const FaultStall = "stall"
+
+// SetStreamFault injects mode ("" clears it) into stream on this node.
+func (e *Engine) SetStreamFault(stream, mode string) error {
+	found := false
+	for _, s := range Streams {
+		found = found || s.Name == stream
+	}
+	if !found {
+		return fmt.Errorf("no stream %q", stream)
+	}
+	if mode != "" && mode != FaultStall {
+		return fmt.Errorf("no fault %q", mode)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.faults == nil {
+		e.faults = map[string]string{}
+	}
+	if mode == "" {
+		delete(e.faults, stream)
+	} else {
+		e.faults[stream] = mode
+	}
+	return nil
+}
+
+// streamFault is the fault injected into the stream subject belongs to.
+func (e *Engine) streamFault(subject string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.faults) == 0 {
+		return ""
+	}
+	for _, s := range Streams {
+		for _, sub := range s.Subjects {
+			if strings.HasPrefix(subject, strings.TrimSuffix(sub, ">")) {
+				return e.faults[s.Name]
+			}
+		}
+	}
+	return ""
+}
