@@ -217,6 +217,11 @@ func (c *Client) try(ctx context.Context, base string, req Request, body []byte,
 		return resp.StatusCode, err
 	}
 	c.notePosition(resp.Header.Get("X-Superapp-Position"))
+	if resp.Header.Get("X-Superapp-Stale") == "true" {
+		// The DC is cut off from the others: this answer is the best it
+		// has, but the next request goes to another DC.
+		c.moveFrom(base)
+	}
 	if resp.StatusCode >= 300 {
 		var eb struct {
 			Error Error `json:"error"`
@@ -277,6 +282,15 @@ func (c *Client) notePosition(h string) {
 // Observe merges a position token (e.g. another client's Position) into
 // this client's, so its next requests see at least those writes.
 func (c *Client) Observe(position string) { c.notePosition(position) }
+
+// moveFrom makes the next endpoint preferred if base is preferred now.
+func (c *Client) moveFrom(base string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.endpoints[c.preferred] == base && len(c.endpoints) > 1 {
+		c.preferred = (c.preferred + 1) % len(c.endpoints)
+	}
+}
 
 // Endpoint is one DC's public endpoint.
 type Endpoint struct {

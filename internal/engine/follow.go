@@ -27,6 +27,8 @@ const (
 	// when no publish woke it (a lost wake-up, a write of another node
 	// that this node's server relayed before storing).
 	followIdlePoll = 250 * time.Millisecond
+	// fetchGap bounds the wait for the next answer of a batched get.
+	fetchGap = 500 * time.Millisecond
 )
 
 // Follow feeds m every entry of its stream, in order, from the entry after
@@ -123,10 +125,12 @@ func (f *follower) fetch(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	applied := 0
-	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
 	for {
+		// A request can go unanswered (its replica died or stepped out
+		// while it was in flight): give up soon and ask again.
+		fctx, cancel := context.WithTimeout(ctx, fetchGap)
 		msg, err := f.replies.NextMsgWithContext(fctx)
+		cancel()
 		if err != nil {
 			return applied, err
 		}

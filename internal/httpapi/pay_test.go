@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"superapp/client"
+	"superapp/internal/ledger"
 	"superapp/internal/node"
 	"superapp/internal/node/nodetest"
 )
@@ -531,5 +532,97 @@ func TestPaymentIDsCannotBeReused(t *testing.T) {
 	}
 	if got := balance(t, a, "KRW"); got != 1_000_000-1000-10-100 {
 		t.Fatalf("balance: %d", got)
+	}
+}
+
+// TestLedgerBatchBinaryAPI drives the batch API with ledger's binary form
+// (application/octet-stream): the same answers as JSON, and bad bodies
+// refused with the field at fault.
+func TestLedgerBatchBinaryAPI(t *testing.T) {
+	id := func(s string) ledger.ID { return ledger.IDFrom("binary-test/" + s) }
+	accounts := []ledger.Account{{ID: id("a1"), Currency: "KRW"}, {ID: id("a2"), Currency: "KRW", Flags: ledger.DebitsMustNotExceedCredits}}
+	transfers := []ledger.Transfer{
+		{ID: id("t1"), DebitAccountID: id("a1"), CreditAccountID: id("a2"), Amount: 10, Currency: "KRW"},
+		{ID: id("t2"), DebitAccountID: id("a2"), CreditAccountID: id("a1"), Amount: 11, Currency: "KRW"},
+		// A linked chain whose second transfer fails: neither applies.
+		{ID: id("t3"), DebitAccountID: id("a2"), CreditAccountID: id("a1"), Amount: 4, Currency: "KRW", Flags: ledger.Linked},
+		{ID: id("t4"), DebitAccountID: id("a2"), CreditAccountID: id("a1"), Amount: 7, Currency: "KRW"},
+		// A hold, captured in part.
+		{ID: id("t5"), DebitAccountID: id("a2"), CreditAccountID: id("a1"), Amount: 6, Currency: "KRW", Flags: ledger.Pending, Timeout: 60, UserData: "ride 42"},
+		{ID: id("t6"), PendingID: id("t5"), Amount: 5, Flags: ledger.PostPending},
+	}
+	body, err := ledger.EncodeBatch(accounts, transfers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const octets = "application/octet-stream"
+	e := newEnv(t)
+	u, _ := e.user("NotOps")
+	for _, tok := range []string{"", u.AccessToken()} {
+		if r := e.do("POST", "/v1/ledger/batches", tok, string(body), "Content-Type", octets); r.status != 403 || r.errCode() != "forbidden" {
+			t.Fatalf("binary batch without the ops token: %d %s", r.status, r.raw)
+		}
+	}
+	n := nodetest.StartConfig(t, node.Config{OpsToken: "ops"})
+	ops := &env{t: t, url: nodetest.URL(n)}
+	r := ops.do("POST", "/v1/ledger/batches", "ops", string(body), "Content-Type", octets)
+	if r.status != 200 || fmt.Sprint(r.body["accounts"]) != "[ok ok]" ||
+		fmt.Sprint(r.body["transfers"]) != "[ok exceeds_credits linked_event_failed exceeds_credits ok ok]" {
+		t.Fatalf("binary batch: %d %s", r.status, r.raw)
+	}
+	// Retried as is: every id answers exists (or is refused again, as a
+	// refusal does not use up its id).
+	r = ops.do("POST", "/v1/ledger/batches", "ops", string(body), "Content-Type", octets+"; charset=binary")
+	if r.status != 200 || fmt.Sprint(r.body["accounts"]) != "[exists exists]" ||
+		fmt.Sprint(r.body["transfers"]) != "[exists exceeds_credits linked_event_failed exceeds_credits exists exists]" {
+		t.Fatalf("binary batch again: %d %s", r.status, r.raw)
+	}
+	// The same transfer id sent as JSON is the same transfer.
+	js := `{"transfers":[{"id":"` + id("t1").String() + `","debit_account_id":"` + id("a1").String() + `","credit_account_id":"` + id("a2").String() + `","amount":10,"currency":"KRW"}]}`
+	if r := ops.do("POST", "/v1/ledger/batches", "ops", js); fmt.Sprint(r.body["transfers"]) != "[exists]" {
+		t.Fatalf("JSON retry of a binary transfer: %d %s", r.status, r.raw)
+	}
+	// JSON the binary form cannot hold still gets the ledger's own answers.
+	odd := `{"accounts":[{"id":"b1","currency":"krw"},{"id":"b2","currency":"KRW","user_data":"` + strings.Repeat("x", 40) + `"}]}`
+	if r := ops.do("POST", "/v1/ledger/batches", "ops", odd); r.status != 200 || fmt.Sprint(r.body["accounts"]) != "[currency_invalid ok]" {
+		t.Fatalf("JSON beyond the binary form: %d %s", r.status, r.raw)
+	}
+	for _, rm := range n.ReadModels() {
+		if rm.Stream == "LEDGER" && rm.Invariants != "ok" {
+			t.Fatalf("ledger invariants: %s", rm.Invariants)
+		}
+	}
+
+	set := func(off int, v ...byte) string {
+		b := append([]byte(nil), body...)
+		copy(b[off:], v)
+		return string(b)
+	}
+	t1 := ledger.BatchHeaderSize + 2*ledger.RecordSize // the first transfer record
+	big, _ := ledger.EncodeBatch(nil, make([]ledger.Transfer, ledger.MaxBatch+1))
+	for _, c := range []struct {
+		name, body, field, says string
+	}{
+		{"no body", "", "header", "8-byte header"},
+		{"a short header", "\x01\x00\x00", "header", "8-byte header"},
+		{"counts that do not match the length", set(4, 7), "header", "must be"},
+		{"a record cut short", string(body[:len(body)-1]), "header", "must be"},
+		{"a lower-case currency", set(t1+112, 'k', 'r', 'w'), "transfers[0].currency", "ISO 4217"},
+		{"an amount past 2^64", set(t1+56, 1), "transfers[0].amount", "below 2^64"},
+		{"user data that is not UTF-8", set(t1+80, 0xff), "transfers[0].user_data", "UTF-8"},
+		{"reserved account bytes", set(ledger.BatchHeaderSize+108, 1), "accounts[0].reserved", "reserved"},
+		{"an empty batch", "\x00\x00\x00\x00\x00\x00\x00\x00", "transfers", "empty"},
+		{"8,191 transfers", string(big), "transfers", "at most"},
+	} {
+		r := ops.do("POST", "/v1/ledger/batches", "ops", c.body, "Content-Type", octets)
+		msg, _ := r.body["error"].(map[string]any)["message"].(string)
+		if r.status != 400 || r.errCode() != "invalid_field" || r.errField() != c.field || !strings.Contains(msg, c.says) {
+			t.Errorf("%s: %d %.300s", c.name, r.status, r.raw)
+		}
+	}
+	// Nothing half-written: the refused bodies changed no balance.
+	r = ops.do("POST", "/v1/ledger/batches", "ops", string(body), "Content-Type", octets)
+	if fmt.Sprint(r.body["transfers"]) != "[exists exceeds_credits linked_event_failed exceeds_credits exists exists]" {
+		t.Fatalf("after refusals: %s", r.raw)
 	}
 }
