@@ -14,11 +14,14 @@ import (
 
 // benchCmd measures a feature on three local DCs.
 func benchCmd(args []string) error {
-	if len(args) == 0 || (args[0] != "chat" && args[0] != "pay") {
-		return fmt.Errorf("usage: superapp bench chat|pay [flags]")
+	if len(args) == 0 || (args[0] != "chat" && args[0] != "pay" && args[0] != "rebuild") {
+		return fmt.Errorf("usage: superapp bench chat|pay|rebuild [flags]")
 	}
 	if args[0] == "pay" {
 		return benchPay(args[1:])
+	}
+	if args[0] == "rebuild" {
+		return benchRebuild(args[1:])
 	}
 	fs := flag.NewFlagSet("bench chat", flag.ContinueOnError)
 	o := bench.ChatOptions{Out: os.Stdout}
@@ -74,4 +77,26 @@ func benchPay(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return bench.Pay(ctx, o)
+}
+
+func benchRebuild(args []string) error {
+	fs := flag.NewFlagSet("bench rebuild", flag.ContinueOnError)
+	o := bench.RebuildOptions{Out: os.Stdout}
+	fs.IntVar(&o.Messages, "messages", 1_000_000, "chat messages the wiped DC must catch up on")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "superapp-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	o.Binary, o.Dir = bin, dir
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return bench.Rebuild(ctx, o)
 }
