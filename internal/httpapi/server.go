@@ -34,7 +34,10 @@ import (
 	"superapp/internal/chat"
 	"superapp/internal/cmdlog"
 	"superapp/internal/identity"
+	"superapp/internal/oauth"
+	"superapp/internal/oidcop"
 	"superapp/internal/pay"
+	"superapp/internal/rides"
 	"superapp/internal/social"
 )
 
@@ -75,6 +78,11 @@ type Config struct {
 	Social   *social.Service
 	Chat     *chat.Service
 	Pay      *pay.Service
+	Rides    *rides.Service
+	// OAuth and OIDC are "Login with superapp": mini-app registration,
+	// consent, grants, and the OpenID Provider mounted under /oidc.
+	OAuth *oauth.Service
+	OIDC  *oidcop.Provider
 	// Machines are the node's state machines by stream name, for position waits.
 	Machines map[string]*cmdlog.Machine
 	Ready    func(ctx context.Context) Readiness
@@ -165,6 +173,8 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.chatRoutes()...)
 	s.routes = append(s.routes, s.payRoutes()...)
 	s.routes = append(s.routes, s.merchantRoutes()...)
+	s.routes = append(s.routes, s.rideRoutes()...)
+	s.routes = append(s.routes, s.oauthRoutes()...)
 	for _, rt := range s.routes {
 		if _, ok := s.gates[rt.feature]; !ok {
 			s.gates[rt.feature] = make(chan struct{}, admissionLimit)

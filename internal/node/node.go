@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,7 +33,10 @@ import (
 	"superapp/internal/engine"
 	"superapp/internal/httpapi"
 	"superapp/internal/identity"
+	"superapp/internal/oauth"
+	"superapp/internal/oidcop"
 	"superapp/internal/pay"
+	"superapp/internal/rides"
 	"superapp/internal/social"
 )
 
@@ -44,6 +48,12 @@ type Config struct {
 	// to every DC for GET /v1/endpoints ("" = http://<HTTPAddr>).
 	PublicURL string
 	OpsToken  string
+	// OIDCIssuer is the OpenID Provider's issuer URL, the same on every DC
+	// and ending in /oidc ("" = PublicURL + "/oidc", right for one node).
+	OIDCIssuer string
+	// OIDCConsentURL is the web app's consent page ("" = the issuer's
+	// origin + /oauth/consent).
+	OIDCConsentURL string
 	// WriteTimeout bounds how long a write waits for a quorum (default 15s).
 	WriteTimeout time.Duration
 	Logger       *slog.Logger
@@ -60,6 +70,9 @@ type Node struct {
 	social   *social.Service
 	chat     *chat.Service
 	pay      *pay.Service
+	rides    *rides.Service
+	oauth    *oauth.Service
+	oidc     *oidcop.Provider
 	machines []*cmdlog.Machine
 	api      *httpapi.Server
 	httpSrv  *http.Server
@@ -83,6 +96,12 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = ":8080"
+	}
+	if err := checkIssuer(cfg.OIDCIssuer); err != nil {
+		return nil, err
+	}
+	if cfg.OIDCIssuer == "" && cfg.Engine.Clustered() {
+		cfg.Logger.Warn("no --oidc-issuer: Login with superapp names this DC as its issuer, so a mini-app's login cannot move between DCs; give every DC the same --oidc-issuer")
 	}
 	ec := &cfg.Engine
 	if ec.DataDir == "" {
@@ -126,6 +145,8 @@ func New(cfg Config) (*Node, error) {
 	})
 	// The bank rail is the simulator until a real bank's adapter exists.
 	n.pay = pay.New(pay.Config{Log: eng, Now: cfg.Now, Logger: cfg.Logger, Rail: pay.NewSimulatedBank(100_000_000)})
+	n.rides = rides.New(rides.Config{Log: eng, Pay: n.pay, DC: ec.DC, Secret: []byte(ec.ClusterSecret), Signals: eng, Now: cfg.Now, Logger: cfg.Logger})
+	n.oauth = oauth.New(oauth.Config{Log: eng, Secret: []byte(ec.ClusterSecret), Now: cfg.Now, Logger: cfg.Logger})
 	n.machines = []*cmdlog.Machine{n.identity.Machine(), n.social.Machine(), n.chat.Machine(), n.pay.Machine()}
 	byName := map[string]*cmdlog.Machine{}
 	for _, m := range n.machines {
@@ -136,10 +157,27 @@ func New(cfg Config) (*Node, error) {
 		eng.Close()
 		return nil, err
 	}
+	n.machines = append(n.machines, n.oauth.Machine())
+	byName[n.oauth.Machine().Name()] = n.oauth.Machine()
+	n.machines = append(n.machines, n.rides.Machine())
+	byName[n.rides.Machine().Name()] = n.rides.Machine()
+	// Codes and mini-app access tokens are encrypted with this key: the
+	// same on every DC, so any DC opens what another issued.
+	oidcKey, err := hkdf.Key(sha256.New, []byte(ec.ClusterSecret), nil, "superapp oidc crypto v1", 32)
+	if err == nil {
+		n.oidc, err = oidcop.New(oidcop.Config{OAuth: n.oauth, Users: n.identity.State(), Issuer: n.OIDCIssuer,
+			ConsentURL: cfg.OIDCConsentURL, CryptoKey: [32]byte(oidcKey), Logger: cfg.Logger})
+	}
+	if err != nil {
+		eng.Close()
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.api = httpapi.New(httpapi.Config{
 		DC: ec.DC, Identity: n.identity, Social: n.social, Chat: n.chat, Pay: n.pay, Machines: byName,
+		OAuth: n.oauth, OIDC: n.oidc,
+		Rides: n.rides,
 		Typing: func(conv, user string) {
 			b, _ := json.Marshal(typing{ConversationID: conv, UserID: user})
 			n.eng.Broadcast(typingSubject, b)
@@ -208,6 +246,28 @@ func localSecret(dir string) (string, error) {
 	return s, nil
 }
 
+// OIDCIssuer is the OpenID Provider's issuer URL.
+func (n *Node) OIDCIssuer() string {
+	if n.cfg.OIDCIssuer != "" {
+		return strings.TrimRight(n.cfg.OIDCIssuer, "/")
+	}
+	return n.PublicURL() + oidcop.Prefix
+}
+
+// checkIssuer refuses an issuer the gateway cannot serve: the provider's
+// endpoints are under /oidc, and discovery is at <issuer>/.well-known/.
+func checkIssuer(issuer string) error {
+	if issuer == "" {
+		return nil
+	}
+	u, err := url.Parse(issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" ||
+		!strings.HasSuffix(strings.TrimRight(u.Path, "/"), oidcop.Prefix) {
+		return fmt.Errorf("--oidc-issuer %q: want an http(s) URL whose path ends in %s, e.g. https://id.example.com%s", issuer, oidcop.Prefix, oidcop.Prefix)
+	}
+	return nil
+}
+
 // HTTPAddr is the bound HTTP address.
 func (n *Node) HTTPAddr() string { return n.ln.Addr().String() }
 
@@ -237,6 +297,12 @@ func (n *Node) API() *httpapi.Server { return n.api }
 
 // Engine is the node's engine.
 func (n *Node) Engine() *engine.Engine { return n.eng }
+
+// Rides is the taxi service (superapp bench rides drives it in-process).
+func (n *Node) Rides() *rides.Service { return n.rides }
+
+// Pay is the payments service (superapp bench rides funds its riders).
+func (n *Node) Pay() *pay.Service { return n.pay }
 
 // Run serves until ctx ends: HTTP at once (healthz answers while the node
 // catches up), then streams, followers and token keys.
@@ -310,6 +376,9 @@ func (n *Node) start(ctx context.Context) error {
 			}
 		}()
 	}
+	if err := n.rides.Start(bg); err != nil {
+		return err
+	}
 	// Token keys come from the log: wait until identity has caught up.
 	for {
 		if ok, _ := n.identity.Machine().CaughtUp(); ok {
@@ -320,6 +389,23 @@ func (n *Node) start(ctx context.Context) error {
 				break
 			}
 			n.log.Warn("token keys not ready", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	// So do the ID-token keys of Login with superapp.
+	for {
+		if ok, _ := n.oauth.Machine().CaughtUp(); ok {
+			kctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			err := n.oauth.EnsureKeys(kctx)
+			cancel()
+			if err == nil {
+				break
+			}
+			n.log.Warn("oauth keys not ready", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -391,7 +477,9 @@ func (n *Node) Close() {
 	n.identity.Close()
 	n.social.Close()
 	n.chat.Close()
+	n.rides.Close()
 	n.pay.Close()
+	n.oauth.Close()
 	n.eng.Close()
 	n.wg.Wait()
 }
