@@ -14,8 +14,11 @@ import (
 
 // benchCmd measures a feature on three local DCs.
 func benchCmd(args []string) error {
-	if len(args) == 0 || (args[0] != "chat" && args[0] != "pay" && args[0] != "rebuild") {
-		return fmt.Errorf("usage: superapp bench chat|pay|rebuild [flags]")
+	if len(args) == 0 || (args[0] != "chat" && args[0] != "pay" && args[0] != "rebuild" && args[0] != "rides") {
+		return fmt.Errorf("usage: superapp bench chat|pay|rebuild|rides [flags]")
+	}
+	if args[0] == "rides" {
+		return benchRides(args[1:])
 	}
 	if args[0] == "pay" {
 		return benchPay(args[1:])
@@ -99,4 +102,28 @@ func benchRebuild(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return bench.Rebuild(ctx, o)
+}
+
+func benchRides(args []string) error {
+	fs := flag.NewFlagSet("bench rides", flag.ContinueOnError)
+	o := bench.RidesOptions{Out: os.Stdout}
+	fs.IntVar(&o.Drivers, "drivers", 10_000, "online drivers")
+	fs.IntVar(&o.Riders, "riders", 5_000, "riders (one ride at a time each)")
+	fs.DurationVar(&o.Report, "report", 4*time.Second, "how often each driver reports its location")
+	fs.IntVar(&o.Rate, "rate", 1000, "ride requests offered per second")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "length of the run")
+	fs.Float64Var(&o.Complete, "complete", 0.1, "share of offers driven to completion (the rest: the rider cancels)")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write the run's CPU profile to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "superapp-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	o.Dir = dir
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return bench.Rides(ctx, o)
 }

@@ -26,6 +26,7 @@ var Streams = []StreamSpec{
 	{Name: "OAUTH", Subjects: []string{"oauth.>"}, MaxMsgSize: 1 << 20, Duplicates: 2 * time.Minute},
 	// Ledger entries are batches of up to 8,190 transfers.
 	{Name: "LEDGER", Subjects: []string{"ledger.>"}, MaxMsgSize: 4 << 20, Duplicates: 2 * time.Minute},
+	{Name: "RIDES", Subjects: []string{"rides.>"}, MaxMsgSize: 1 << 20, Duplicates: 2 * time.Minute},
 }
 
 // ObjectStoreSpec declares one object store (a stream underneath).

@@ -37,6 +37,7 @@ import (
 	"superapp/internal/oauth"
 	"superapp/internal/oidcop"
 	"superapp/internal/pay"
+	"superapp/internal/rides"
 	"superapp/internal/social"
 )
 
@@ -77,6 +78,7 @@ type Config struct {
 	Social   *social.Service
 	Chat     *chat.Service
 	Pay      *pay.Service
+	Rides    *rides.Service
 	// OAuth and OIDC are "Login with superapp": mini-app registration,
 	// consent, grants, and the OpenID Provider mounted under /oidc.
 	OAuth *oauth.Service
@@ -171,6 +173,7 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.chatRoutes()...)
 	s.routes = append(s.routes, s.payRoutes()...)
 	s.routes = append(s.routes, s.merchantRoutes()...)
+	s.routes = append(s.routes, s.rideRoutes()...)
 	s.routes = append(s.routes, s.oauthRoutes()...)
 	for _, rt := range s.routes {
 		if _, ok := s.gates[rt.feature]; !ok {

@@ -36,6 +36,7 @@ import (
 	"superapp/internal/oauth"
 	"superapp/internal/oidcop"
 	"superapp/internal/pay"
+	"superapp/internal/rides"
 	"superapp/internal/social"
 )
 
@@ -69,6 +70,7 @@ type Node struct {
 	social   *social.Service
 	chat     *chat.Service
 	pay      *pay.Service
+	rides    *rides.Service
 	oauth    *oauth.Service
 	oidc     *oidcop.Provider
 	machines []*cmdlog.Machine
@@ -143,6 +145,7 @@ func New(cfg Config) (*Node, error) {
 	})
 	// The bank rail is the simulator until a real bank's adapter exists.
 	n.pay = pay.New(pay.Config{Log: eng, Now: cfg.Now, Logger: cfg.Logger, Rail: pay.NewSimulatedBank(100_000_000)})
+	n.rides = rides.New(rides.Config{Log: eng, Pay: n.pay, DC: ec.DC, Secret: []byte(ec.ClusterSecret), Signals: eng, Now: cfg.Now, Logger: cfg.Logger})
 	n.oauth = oauth.New(oauth.Config{Log: eng, Secret: []byte(ec.ClusterSecret), Now: cfg.Now, Logger: cfg.Logger})
 	n.machines = []*cmdlog.Machine{n.identity.Machine(), n.social.Machine(), n.chat.Machine(), n.pay.Machine()}
 	byName := map[string]*cmdlog.Machine{}
@@ -156,6 +159,8 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.machines = append(n.machines, n.oauth.Machine())
 	byName[n.oauth.Machine().Name()] = n.oauth.Machine()
+	n.machines = append(n.machines, n.rides.Machine())
+	byName[n.rides.Machine().Name()] = n.rides.Machine()
 	// Codes and mini-app access tokens are encrypted with this key: the
 	// same on every DC, so any DC opens what another issued.
 	oidcKey, err := hkdf.Key(sha256.New, []byte(ec.ClusterSecret), nil, "superapp oidc crypto v1", 32)
@@ -172,6 +177,7 @@ func New(cfg Config) (*Node, error) {
 	n.api = httpapi.New(httpapi.Config{
 		DC: ec.DC, Identity: n.identity, Social: n.social, Chat: n.chat, Pay: n.pay, Machines: byName,
 		OAuth: n.oauth, OIDC: n.oidc,
+		Rides: n.rides,
 		Typing: func(conv, user string) {
 			b, _ := json.Marshal(typing{ConversationID: conv, UserID: user})
 			n.eng.Broadcast(typingSubject, b)
@@ -292,6 +298,9 @@ func (n *Node) API() *httpapi.Server { return n.api }
 // Engine is the node's engine.
 func (n *Node) Engine() *engine.Engine { return n.eng }
 
+// Rides is the taxi service (superapp bench rides drives it in-process).
+func (n *Node) Rides() *rides.Service { return n.rides }
+
 // Pay is the payments service (superapp bench rides funds its riders).
 func (n *Node) Pay() *pay.Service { return n.pay }
 
@@ -366,6 +375,9 @@ func (n *Node) start(ctx context.Context) error {
 				}
 			}
 		}()
+	}
+	if err := n.rides.Start(bg); err != nil {
+		return err
 	}
 	// Token keys come from the log: wait until identity has caught up.
 	for {
@@ -465,6 +477,7 @@ func (n *Node) Close() {
 	n.identity.Close()
 	n.social.Close()
 	n.chat.Close()
+	n.rides.Close()
 	n.pay.Close()
 	n.oauth.Close()
 	n.eng.Close()
