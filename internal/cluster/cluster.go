@@ -150,6 +150,9 @@ func (c *Cluster) Args(d *DC) []string {
 	if c.opts.OpsToken != "" {
 		extra = append(extra, "--ops-token", c.opts.OpsToken)
 	}
+	// One issuer for "Login with superapp" on every DC: a login begun on
+	// one DC finishes on any other.
+	extra = append(extra, "--oidc-issuer", c.DCs[0].URL()+"/oidc")
 	args := append([]string{"serve",
 		"--dc", d.Name,
 		"--http", d.HTTPAddr,
