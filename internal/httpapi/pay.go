@@ -148,10 +148,8 @@ func (s *Server) payRoutes() []route {
 			}
 			// application/octet-stream: ledger's binary form, 128-byte
 			// records after TigerBeetle's; anything else is JSON.
-			binary := false
-			if mt, _, err := mime.ParseMediaType(c.r.Header.Get("Content-Type")); err == nil && mt == "application/octet-stream" {
-				binary = true
-			}
+			mt, _, err := mime.ParseMediaType(c.r.Header.Get("Content-Type"))
+			binary := err == nil && mt == "application/octet-stream"
 			var b pay.Batch
 			if !binary {
 				if err := c.decode(&b); err != nil {

@@ -170,7 +170,7 @@ type pending struct {
 // applies batches; readers go through the caller's lock.
 type Ledger struct {
 	accounts  map[ID]*Account
-	transfers map[ID]uint32 // index in records
+	transfers index // of records
 	records   records
 	// userData holds the transfers' user data; index 0 is none.
 	userData []string
@@ -185,7 +185,9 @@ type Ledger struct {
 
 // New returns an empty ledger.
 func New() *Ledger {
-	return &Ledger{accounts: map[ID]*Account{}, transfers: map[ID]uint32{}, pendings: map[ID]*pending{}, userData: []string{""}}
+	l := &Ledger{accounts: map[ID]*Account{}, pendings: map[ID]*pending{}, userData: []string{""}}
+	l.transfers = newIndex(&l.records)
+	return l
 }
 
 // Account returns a copy of an account.
@@ -199,7 +201,7 @@ func (l *Ledger) Account(id ID) (Account, bool) {
 
 // Transfer returns a copy of a transfer.
 func (l *Ledger) Transfer(id ID) (Transfer, bool) {
-	i, ok := l.transfers[id]
+	i, ok := l.transfers.get(id)
 	if !ok {
 		return Transfer{}, false
 	}
@@ -259,7 +261,7 @@ func (l *Ledger) rollback(u *undo) {
 		delete(l.accounts, id)
 	}
 	for _, id := range u.transfers {
-		delete(l.transfers, id)
+		l.transfers.delete(id)
 		delete(l.pendings, id)
 	}
 	for i := len(u.pendings) - 1; i >= 0; i-- {
@@ -350,7 +352,7 @@ func (l *Ledger) transfer(t Transfer, u *undo) string {
 	if t.ID.IsZero() {
 		return IDMustNotBeZero
 	}
-	if i, ok := l.transfers[t.ID]; ok {
+	if i, ok := l.transfers.get(t.ID); ok {
 		old := l.transferAt(i)
 		if !sameTransfer(&old, &t) {
 			return ExistsWithDifferentFields
@@ -392,7 +394,7 @@ func (l *Ledger) transfer(t Transfer, u *undo) string {
 	u.touch(cr)
 	t.Timestamp = l.now
 	stored := l.storeTransfer(&t)
-	l.transfers[t.ID] = stored
+	l.transfers.put(t.ID, stored)
 	u.transfers = append(u.transfers, t.ID)
 	if phase == Pending {
 		dr.DebitsPending += t.Amount
@@ -438,7 +440,7 @@ func (l *Ledger) resolve(t Transfer, u *undo) string {
 	}
 	p, ok := l.pendings[t.PendingID]
 	if !ok {
-		if _, isTransfer := l.transfers[t.PendingID]; isTransfer {
+		if _, isTransfer := l.transfers.get(t.PendingID); isTransfer {
 			return PendingTransferNotPending
 		}
 		return PendingTransferNotFound
@@ -477,7 +479,7 @@ func (l *Ledger) resolve(t Transfer, u *undo) string {
 	cr.CreditsPending -= pt.Amount
 	t.DebitAccountID, t.CreditAccountID, t.Currency, t.Amount = pt.DebitAccountID, pt.CreditAccountID, currencyName(pt.currency), amount
 	t.Timestamp = l.now
-	l.transfers[t.ID] = l.storeTransfer(&t)
+	l.transfers.put(t.ID, l.storeTransfer(&t))
 	u.transfers = append(u.transfers, t.ID)
 	if t.Flags&PostPending != 0 {
 		dr.DebitsPosted += amount
@@ -587,13 +589,11 @@ func (l *Ledger) Digest() string {
 			h.Write(b[:])
 		}
 	}
-	ids = ids[:0]
-	for id := range l.transfers {
-		ids = append(ids, id)
-	}
-	sortIDs(ids)
-	for _, id := range ids {
-		t := l.records.at(l.transfers[id])
+	stored := make([]*record, 0, l.transfers.n)
+	l.transfers.all(func(i uint32) { stored = append(stored, l.records.at(i)) })
+	sort.Slice(stored, func(i, j int) bool { return string(stored[i].ID[:]) < string(stored[j].ID[:]) })
+	for _, t := range stored {
+		id := t.ID
 		h.Write(id[:])
 		binary.BigEndian.PutUint64(b[:], t.Amount)
 		h.Write(b[:])

@@ -1,10 +1,17 @@
 package ledger
 
+import (
+	"math/bits"
+	"math/rand/v2"
+)
+
 // A ledger keeps every transfer it ever stored: millions of them. They
-// live in chunks of records that hold no pointers, indexed by a map whose
-// values are not pointers either, so the garbage collector never scans
-// them, and a stored transfer costs 96 bytes instead of a 144-byte object
-// of its own with two strings.
+// live in chunks of records that hold no pointers, found through an index
+// that holds none either, so the garbage collector never scans them (it
+// did, on every cycle, when each was a *Transfer in a map), and a stored
+// transfer costs 96 bytes and 13 to 26 of index instead of a 144-byte
+// object of its own with two strings. Records are numbered with uint32: a
+// ledger in memory never holds 2^32 transfers (400 GB of records).
 
 // record is a stored transfer.
 type record struct {
@@ -71,4 +78,138 @@ func currencyName(c [3]byte) string {
 		}
 	}
 	return string(c[:])
+}
+
+// index maps transfer ids to their records. It is a hash table of open
+// addressing with linear probing, in 256 shards chosen by the hash's top
+// byte. A slot holds 32 bits of the id's hash and the record's index, 8
+// bytes, and the id is compared in the record only when those bits match:
+// a ledger looks up every transfer it is sent in a table far bigger than
+// any cache, and one random access into a small table (a Go map takes
+// three dependent ones into a big one: directory, table, group) is what
+// makes a full batch quick. A shard grows on its own, from the hash bits
+// it holds, so growing never stops a batch for longer than rehashing 1/256
+// of the table. The seed is random: it only places entries, it never
+// changes a result.
+type index struct {
+	recs   *records
+	shards [256]shard
+	n      int
+	seed   [2]uint64
+	// tagBits is all ones; tests clear bits to make ids collide.
+	tagBits uint32
+}
+
+type shard struct {
+	slots []slot // a power of two
+	n     int
+}
+
+// slot is an entry: the low 32 bits of its id's hash (never 0, which
+// marks an empty slot), which also give its place, and its record.
+type slot struct {
+	tag, i uint32
+}
+
+const minShard = 16
+
+func newIndex(recs *records) index {
+	return index{recs: recs, seed: [2]uint64{rand.Uint64(), rand.Uint64()}, tagBits: ^uint32(0)}
+}
+
+// hash returns id's shard and tag.
+func (x *index) hash(id *ID) (*shard, uint32) {
+	hi, lo := bits.Mul64(le.Uint64(id[0:8])^x.seed[0], le.Uint64(id[8:16])^x.seed[1])
+	h := hi ^ lo
+	return &x.shards[h>>56], max(uint32(h)&x.tagBits, 1)
+}
+
+// get returns the record index of id.
+func (x *index) get(id ID) (uint32, bool) {
+	sh, tag := x.hash(&id)
+	if len(sh.slots) == 0 {
+		return 0, false
+	}
+	mask := uint32(len(sh.slots) - 1)
+	for s := tag & mask; sh.slots[s].tag != 0; s = (s + 1) & mask {
+		if e := sh.slots[s]; e.tag == tag && x.recs.at(e.i).ID == id {
+			return e.i, true
+		}
+	}
+	return 0, false
+}
+
+// put adds id, which must not be there yet, for record i.
+func (x *index) put(id ID, i uint32) {
+	sh, tag := x.hash(&id)
+	if (sh.n+1)*8 > len(sh.slots)*5 { // at most 5/8 full: short probes
+		sh.grow()
+	}
+	sh.insert(slot{tag: tag, i: i})
+	sh.n++
+	x.n++
+}
+
+func (sh *shard) insert(e slot) {
+	mask := uint32(len(sh.slots) - 1)
+	s := e.tag & mask
+	for sh.slots[s].tag != 0 {
+		s = (s + 1) & mask
+	}
+	sh.slots[s] = e
+}
+
+func (sh *shard) grow() {
+	old := sh.slots
+	sh.slots = make([]slot, max(minShard, 2*len(old)))
+	for _, e := range old {
+		if e.tag != 0 {
+			sh.insert(e)
+		}
+	}
+}
+
+// delete removes id, shifting back the entries that probed past it so that
+// no lookup stops short at the hole.
+func (x *index) delete(id ID) {
+	sh, tag := x.hash(&id)
+	if len(sh.slots) == 0 {
+		return
+	}
+	mask := uint32(len(sh.slots) - 1)
+	s := tag & mask
+	for {
+		e := sh.slots[s]
+		if e.tag == 0 {
+			return
+		}
+		if e.tag == tag && x.recs.at(e.i).ID == id {
+			break
+		}
+		s = (s + 1) & mask
+	}
+	for next := (s + 1) & mask; sh.slots[next].tag != 0; next = (next + 1) & mask {
+		// The entry at next may fill the hole at s unless its home lies
+		// cyclically in (s, next].
+		home := sh.slots[next].tag & mask
+		if (s < next && s < home && home <= next) || (s > next && (s < home || home <= next)) {
+			continue
+		}
+		sh.slots[s] = sh.slots[next]
+		s = next
+	}
+	sh.slots[s] = slot{}
+	sh.n--
+	x.n--
+}
+
+// all calls fn with the record of every entry, in no order.
+func (x *index) all(fn func(i uint32)) {
+	for k := range x.shards {
+		for _, e := range x.shards[k].slots {
+			if e.tag != 0 {
+				fn(e.i)
+			}
+		}
+	}
 }
