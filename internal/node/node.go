@@ -56,8 +56,10 @@ type Config struct {
 	OIDCConsentURL string
 	// WriteTimeout bounds how long a write waits for a quorum (default 15s).
 	WriteTimeout time.Duration
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// BankRail is the bank of top-ups and withdrawals (nil: the simulator).
+	BankRail pay.BankRail
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Node is one running superapp node.
@@ -144,7 +146,11 @@ func New(cfg Config) (*Node, error) {
 		Blobs:   eng,
 	})
 	// The bank rail is the simulator until a real bank's adapter exists.
-	n.pay = pay.New(pay.Config{Log: eng, Now: cfg.Now, Logger: cfg.Logger, Rail: pay.NewSimulatedBank(100_000_000)})
+	rail := cfg.BankRail
+	if rail == nil {
+		rail = pay.NewSimulatedBank(100_000_000)
+	}
+	n.pay = pay.New(pay.Config{Log: eng, Now: cfg.Now, Logger: cfg.Logger, Rail: rail, DC: ec.DC})
 	n.rides = rides.New(rides.Config{Log: eng, Pay: n.pay, DC: ec.DC, Secret: []byte(ec.ClusterSecret), Signals: eng, Now: cfg.Now, Logger: cfg.Logger})
 	n.oauth = oauth.New(oauth.Config{Log: eng, Secret: []byte(ec.ClusterSecret), Now: cfg.Now, Logger: cfg.Logger})
 	n.machines = []*cmdlog.Machine{n.identity.Machine(), n.social.Machine(), n.chat.Machine(), n.pay.Machine()}
@@ -376,6 +382,11 @@ func (n *Node) start(ctx context.Context) error {
 			}
 		}()
 	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.pay.Reconcile(bg, n.cfg.Engine.DC)
+	}()
 	if err := n.rides.Start(bg); err != nil {
 		return err
 	}

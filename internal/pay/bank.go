@@ -136,6 +136,7 @@ func (s *State) withdrawBegin(now int64, e *cmdlog.Envelope, c moneyCmd) (any, *
 		return nil, refusal(st)
 	}
 	s.book(e.Actor, c.Currency, c.Amount, e.At)
+	s.openBankOp(BankOp{Kind: "payout", User: e.Actor, ClientID: c.ClientID, TransferID: c.ID, Amount: c.Amount, Currency: c.Currency, Ref: c.ID.String(), DC: c.DC, At: e.At})
 	return Withdrawal{TransferID: c.ID, Amount: c.Amount, Currency: c.Currency, Status: "pending"}, nil
 }
 
@@ -145,6 +146,9 @@ func (s *State) withdrawEnd(now int64, e *cmdlog.Envelope, c moneyCmd, paid bool
 		t.Flags = ledger.PostPending
 	}
 	st := s.l.CreateTransfers(now, []ledger.Transfer{t})[0]
+	if ps, _ := s.l.PendingStateOf(c.ID); ps != ledger.StatePending {
+		s.closeBankOp(c.ID)
+	}
 	w := Withdrawal{TransferID: c.ID, Amount: c.Amount, Currency: c.Currency, Status: "declined"}
 	switch {
 	case st == ledger.OK || st == ledger.Exists || st == ledger.PendingTransferAlreadyPosted || st == ledger.PendingTransferAlreadyVoided:
@@ -171,7 +175,7 @@ func (s *Service) Withdraw(ctx context.Context, user string, in MoneyInput) (Wit
 	if s.rail == nil {
 		return Withdrawal{}, cmdlog.Result{}, apperr.New(BankUnavailable, "no bank rail configured")
 	}
-	c := moneyCmd{ID: TransferID(user, "withdraw/"+in.ID), ClientID: in.ID, From: user, Amount: in.Amount, Currency: in.Currency}
+	c := moneyCmd{ID: TransferID(user, "withdraw/"+in.ID), ClientID: in.ID, From: user, Amount: in.Amount, Currency: in.Currency, DC: s.dc}
 	var w Withdrawal
 	res, err := s.submitAs(ctx, write("withdraw/"+user+"/"+in.ID, in.Amount, in.Currency), kindWithdrawBegin, user, c, &w)
 	if err != nil {

@@ -120,6 +120,8 @@ type State struct {
 	codeOrder     []string
 	sales         map[ledger.ID]*Sale
 	merchantLog   map[string][]Entry
+	// bankOps are the bank operations not yet settled (reconcile.go).
+	bankOps map[ledger.ID]*BankOp
 }
 
 // NewState returns an empty state.
@@ -220,6 +222,8 @@ type moneyCmd struct {
 	Timeout uint32 `json:"timeout,omitempty"`
 	// HoldID names the hold a capture or release resolves.
 	HoldID ledger.ID `json:"hold_id,omitempty"`
+	// DC is where a withdrawal began (its reconciler's home).
+	DC string `json:"dc,omitempty"`
 }
 
 // Payment is the outcome of a top-up or a transfer.
@@ -241,6 +245,10 @@ func (s *State) Apply(_ uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 	switch e.Kind {
 	case kindWithdrawBegin, kindWithdrawEnd:
 		return s.applyBank(now, e)
+	case kindTopUpBegin:
+		return s.applyTopUpBegin(e)
+	case kindBankAbort:
+		return s.applyBankAbort(e)
 	case kindMerchant, kindQR, kindCode, kindSale, kindRefund:
 		return s.applyMerchant(now, e)
 	case kindEnvelope:
@@ -322,6 +330,7 @@ func (s *State) move(now int64, e *cmdlog.Envelope, c moneyCmd) (any, *apperr.Er
 	case kindTopUp:
 		entry.Kind = "topup"
 		s.record(c.To, entry)
+		s.closeBankOp(c.ID)
 	case kindTransfer:
 		s.book(c.From, c.Currency, c.Amount, e.At)
 		sent, got := entry, entry
@@ -479,7 +488,9 @@ type Config struct {
 	Log cmdlog.Appender
 	// Rail is the bank rail of top-ups and withdrawals (nil: top-ups are
 	// credited without one, withdrawals are unavailable).
-	Rail   BankRail
+	Rail BankRail
+	// DC is this node's DC: it reconciles the bank operations it began.
+	DC     string
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -490,6 +501,8 @@ type Service struct {
 	machine *cmdlog.Machine
 	sub     *cmdlog.Submitter
 	rail    BankRail
+	dc      string
+	log     *slog.Logger
 }
 
 // New returns a service; the node must feed Machine() the LEDGER stream.
@@ -502,7 +515,8 @@ func New(cfg Config) *Service {
 	}
 	st := NewState()
 	m := cmdlog.NewMachine(Stream, st.Apply, cfg.Logger)
-	return &Service{state: st, machine: m, sub: &cmdlog.Submitter{Log: cfg.Log, Machine: m, Subject: "ledger", Now: cfg.Now}, rail: cfg.Rail}
+	return &Service{state: st, machine: m, sub: &cmdlog.Submitter{Log: cfg.Log, Machine: m, Subject: "ledger", Now: cfg.Now}, rail: cfg.Rail,
+		dc: cfg.DC, log: cfg.Logger.With("component", "pay")}
 }
 
 // Close stops the service's writers; call it before the engine closes.
@@ -553,10 +567,15 @@ func (s *Service) TopUp(ctx context.Context, user string, in MoneyInput) (Paymen
 	}
 	c := moneyCmd{ID: TransferID(user, "topup/"+in.ID), ClientID: in.ID, To: user, Amount: in.Amount, Currency: in.Currency}
 	if o, done := s.machine.Outcome("topup/" + user + "/" + in.ID); (!done || o.Err != nil) && s.rail != nil {
-		// Pull from the bank first (idempotent on the reference, which
-		// names the amount too), then credit the wallet: a crash between
-		// is healed by the retry.
+		// The intent goes in the log first, then the bank is asked
+		// (idempotent on the reference, which names the amount too), then
+		// the wallet credited: a crash or a lost answer in between is
+		// healed by the client's retry or, if it never comes, by the
+		// reconciler (reconcile.go).
 		ref := c.ID.String() + "/" + strconv.FormatUint(in.Amount, 10) + in.Currency
+		if _, err := s.sub.Submit(ctx, cmdlog.Write{ID: "topup-begin/" + user + "/" + in.ID}, kindTopUpBegin, user, topUpBegin{c, ref, s.dc}); err != nil {
+			return Payment{}, cmdlog.Result{}, err
+		}
 		if err := s.rail.Collect(ctx, user, in.Amount, in.Currency, ref); err != nil {
 			return Payment{}, cmdlog.Result{}, bankError(err)
 		}
