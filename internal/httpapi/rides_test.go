@@ -316,8 +316,10 @@ func TestRideCancelAndTimeouts(t *testing.T) {
 	}
 	e.refused("POST", "/v1/rides/"+second+"/accept", near.AccessToken(), "", 409, "offer_expired", "")
 	e.ok("POST", "/v1/rides/"+second+"/accept", far.AccessToken(), "", 200)
-	// Cancelled by the rider more than two minutes after acceptance: the fee.
+	// Cancelled by the rider more than two minutes after acceptance, the
+	// driver waiting at the pickup: the fee.
 	e.clock.Advance(2*time.Minute + time.Second)
+	e.ok("POST", "/v1/rides/"+second+"/arrive", far.AccessToken(), "", 200)
 	c := e.ok("POST", "/v1/rides/"+second+"/cancel", rider.AccessToken(), "", 200)
 	if c.body["cancel_fee"] != float64(3000) || c.body["cancelled_by"] != "rider" {
 		t.Fatalf("late cancellation: %s", c.raw)

@@ -100,6 +100,10 @@ type State struct {
 	pushes   []Push
 	changes  []Change
 	observer func([]Push, []Change)
+	// lastAt is the latest command time applied: commands are stamped by
+	// the clocks of the DCs that submitted them, so a command may carry a
+	// time before one applied earlier. Time never runs backwards here.
+	lastAt time.Time
 }
 
 // NewState returns an empty state.
@@ -143,6 +147,10 @@ func decode(e *cmdlog.Envelope, v any) *apperr.Error {
 
 func (s *State) apply(e *cmdlog.Envelope) (any, *apperr.Error) {
 	at := e.At
+	if at.Before(s.lastAt) {
+		at = s.lastAt
+	}
+	s.lastAt = at
 	switch e.Kind {
 	case kindOnline, kindOffline:
 		if e.Actor == "" {
@@ -346,6 +354,10 @@ func (s *State) accept(r *Ride, driver string, at time.Time) (any, *apperr.Error
 		return nil, offerError(r, driver)
 	}
 	d := s.drivers[driver]
+	if d == nil || d.ride != "" || d.offer != r.ID {
+		// Never a second ride for one driver, whatever the clocks said.
+		return nil, apperr.New(apperr.Conflict, "you are on another ride")
+	}
 	d.offer, d.ride = "", r.ID
 	r.Offer = nil
 	r.Driver, r.Status, r.AcceptedAt = driver, StatusAccepted, &at
@@ -440,8 +452,9 @@ func (s *State) cancel(r *Ride, actor string, c rideCmd, at time.Time) (any, *ap
 	if r.Status == StatusInProgress && by != BySystem {
 		return nil, apperr.New(apperr.Conflict, "the trip has started: the driver completes it")
 	}
-	if by == ByRider && r.Assigned() && r.AcceptedAt != nil && at.Sub(*r.AcceptedAt) > FreeCancelWindow && !r.DriverHold.IsZero() {
-		// The driver drove for nothing: a fee, from the hold, for them.
+	if by == ByRider && r.Status == StatusArrived && r.AcceptedAt != nil && at.Sub(*r.AcceptedAt) > FreeCancelWindow && !r.DriverHold.IsZero() {
+		// The driver came for nothing: a fee, from the hold, for them. A
+		// driver who has not arrived earns no fee.
 		r.CancelFee = min(CancelFee, r.HoldAmount)
 	}
 	if r.Offer != nil {

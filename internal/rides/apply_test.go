@@ -393,3 +393,56 @@ func TestDeterministic(t *testing.T) {
 		t.Fatalf("two machines differ: %v\n%s\n%s", digests, views[0], views[1])
 	}
 }
+
+// TestSkewedClocks: commands carry the clocks of the DCs that sent them.
+// An accept stamped (by a slow clock) before an offer of another ride to
+// the same driver, but logged after it, must not give the driver two
+// rides.
+func TestSkewedClocks(t *testing.T) {
+	b := newBook(t)
+	b.ok(kindOnline, "d1", struct{}{})
+	b.request("r1", "rideA")
+	b.request("r2", "rideB")
+	if _, err := b.offer("rideA", "d1"); err != nil {
+		t.Fatal(err)
+	}
+	start := b.at
+	// A DC whose clock runs ahead offers rideB to d1 once rideA's offer
+	// looks expired to it.
+	b.at = start.Add(MaxOfferTimeout + time.Second)
+	if _, err := b.offer("rideB", "d1"); err != nil {
+		t.Fatal(err)
+	}
+	// d1's accept of rideA, stamped by a slow clock, is logged afterwards.
+	b.at = start.Add(time.Second)
+	b.apply(kindAccept, "d1", ride("rideA"))
+	b.at = start.Add(MaxOfferTimeout + 2*time.Second)
+	b.apply(kindAccept, "d1", ride("rideB"))
+	rides := 0
+	for _, id := range []string{"rideA", "rideB"} {
+		if r := b.ride(id); r.Driver == "d1" && r.Status == StatusAccepted {
+			rides++
+		}
+	}
+	if rides > 1 {
+		t.Fatalf("d1 was given %d rides at once", rides)
+	}
+}
+
+// TestNoFeeBeforeArrival: a rider who cancels late pays a fee only if the
+// driver actually came.
+func TestNoFeeBeforeArrival(t *testing.T) {
+	b := newBook(t)
+	b.ok(kindOnline, "d1", struct{}{})
+	b.request("r1", "ride1")
+	if _, err := b.offer("ride1", "d1"); err != nil {
+		t.Fatal(err)
+	}
+	b.ok(kindAccept, "d1", ride("ride1"))
+	b.ok(kindHold, "", rideCmd{RideID: "ride1", HoldID: ledger.IDFrom("d/ride1")})
+	b.at = b.at.Add(10 * time.Minute)
+	b.ok(kindCancel, "r1", ride("ride1"))
+	if r := b.ride("ride1"); r.CancelFee != 0 {
+		t.Fatalf("charged a fee for a driver who never arrived: %+v", r)
+	}
+}

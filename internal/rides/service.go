@@ -331,8 +331,14 @@ type RequestInput struct {
 	Currency string `json:"currency,omitempty"`
 }
 
-// riderHoldID is the client id of a ride's request-time hold.
-func riderHoldID(rideID string) string { return "ride-" + rideID }
+// riderHoldID is the client id of a ride's request-time hold, keyed with
+// the cluster's secret: a rider who could work it out could place a hold
+// of their own under it beforehand and jam the ride's payment.
+func (s *Service) riderHoldID(rideID string) string {
+	m := hmac.New(sha256.New, s.cfg.Secret)
+	m.Write([]byte("rider-hold/" + rideID))
+	return "ride-" + hex.EncodeToString(m.Sum(nil))[:40]
+}
 
 // Request books a ride: it holds the estimated fare and a margin from the
 // rider's wallet and logs the request, with a first offer to the nearest
@@ -382,7 +388,7 @@ func (s *Service) Request(ctx context.Context, rider string, in RequestInput) (V
 		}
 	}
 	// The hold and the request go to their streams at once.
-	holdIn := pay.HoldInput{ID: riderHoldID(id), Payee: PlatformUser, Amount: hold, Currency: Currency, ExpiresIn: 3600}
+	holdIn := pay.HoldInput{ID: s.riderHoldID(id), Payee: PlatformUser, Amount: hold, Currency: Currency, ExpiresIn: 3600}
 	holdID := pay.TransferID(rider, "hold/"+holdIn.ID)
 	var hres cmdlog.Result
 	var herr error
@@ -551,19 +557,16 @@ func (s *Service) StartTrip(ctx context.Context, driver, rideID string) (View, W
 	return s.step(ctx, kindStart, driver, rideID, rideCmd{})
 }
 
-// Complete ends the trip where the driver is and charges its fare (at most
-// what is held): the driver's earnings land in their wallet. Errors:
+// Complete ends the trip and charges its fare: the upfront fare the rider
+// saw when requesting, never more (a driver's self-reported position must
+// not set the price). The driver's earnings land in their wallet. Errors:
 // not_found, forbidden, conflict.
 func (s *Service) Complete(ctx context.Context, driver, rideID string) (View, Written, error) {
 	r, ok := s.state.Ride(rideID)
 	if !ok {
 		return View{}, Written{}, apperr.New(apperr.NotFound, "no such ride")
 	}
-	end := r.Dropoff
-	if p, ok := s.loc.fresh(driver); ok {
-		end = p
-	}
-	return s.step(ctx, kindComplete, driver, rideID, rideCmd{Fare: FareFor(r.Pickup.Meters(end))})
+	return s.step(ctx, kindComplete, driver, rideID, rideCmd{Fare: r.EstimatedFare})
 }
 
 // Cancel cancels a ride, by its rider (free until a driver is assigned and

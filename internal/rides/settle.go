@@ -213,7 +213,7 @@ func (st *settler) next(r *Ride) (stepFunc, error) {
 		// The node that took the request died before its hold was
 		// placed, and the client did not retry: place it now.
 		return func(ctx context.Context) (cmdlog.Result, error) {
-			in := pay.HoldInput{ID: riderHoldID(r.ID), Payee: PlatformUser, Amount: r.HoldAmount, Currency: r.Currency, ExpiresIn: 3600}
+			in := pay.HoldInput{ID: st.s.riderHoldID(r.ID), Payee: PlatformUser, Amount: r.HoldAmount, Currency: r.Currency, ExpiresIn: 3600}
 			_, res, err := st.s.pay.PlaceHold(ctx, r.Rider, in)
 			if err != nil && pay.IsLedgerCode(apperr.From(err).Code) {
 				return st.s.sub.Submit(ctx, cmdlog.Write{ID: "cancel/" + r.ID + "/system"}, kindCancel, "", rideCmd{RideID: r.ID, System: true, Reason: "payment_failed"})
