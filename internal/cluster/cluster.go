@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -150,9 +151,11 @@ func (c *Cluster) Args(d *DC) []string {
 	if c.opts.OpsToken != "" {
 		extra = append(extra, "--ops-token", c.opts.OpsToken)
 	}
-	// One issuer for "Login with superapp" on every DC: a login begun on
-	// one DC finishes on any other.
-	extra = append(extra, "--oidc-issuer", c.DCs[0].URL()+"/oidc")
+	// One issuer for "Login with superapp" on every DC (a login begun on
+	// one DC finishes on any other), unless the caller names one.
+	if os.Getenv("SUPERAPP_OIDC_ISSUER") == "" && !slices.Contains(c.opts.Args, "--oidc-issuer") {
+		extra = append(extra, "--oidc-issuer", c.DCs[0].URL()+"/oidc")
+	}
 	args := append([]string{"serve",
 		"--dc", d.Name,
 		"--http", d.HTTPAddr,

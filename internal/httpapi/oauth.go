@@ -165,6 +165,16 @@ func (s *Server) miniappAccess(c *call, scope string) (oauth.Access, error) {
 		c.w.Header().Set("WWW-Authenticate", `Bearer realm="superapp"`)
 		return oauth.Access{}, apperr.New(apperr.Unauthenticated, "Authorization: Bearer <mini-app access token> is required")
 	}
+	// A revocation this DC has not applied (cut off, or catching up) must
+	// not let a mini-app in: for third parties, answer "elsewhere" instead.
+	if s.isolated() {
+		return oauth.Access{}, &apperr.Error{Code: apperr.Isolated, Message: "this data center is cut off from the others; use another", RetryAfter: 1}
+	}
+	if m := s.cfg.Machines[oauth.Stream]; m != nil {
+		if ok, _ := m.CaughtUp(); !ok {
+			return oauth.Access{}, &apperr.Error{Code: apperr.Unavailable, Message: "this data center is catching up; retry or use another", RetryAfter: 1}
+		}
+	}
 	a, err := s.cfg.OIDC.Authenticate(c.ctx(), tok)
 	if err != nil {
 		c.w.Header().Set("WWW-Authenticate", `Bearer realm="superapp", error="invalid_token"`)
