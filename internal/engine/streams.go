@@ -27,6 +27,8 @@ var Streams = []StreamSpec{
 	// Ledger entries are batches of up to 8,190 transfers.
 	{Name: "LEDGER", Subjects: []string{"ledger.>"}, MaxMsgSize: 4 << 20, Duplicates: 2 * time.Minute},
 	{Name: "RIDES", Subjects: []string{"rides.>"}, MaxMsgSize: 1 << 20, Duplicates: 2 * time.Minute},
+	{Name: "FOOD", Subjects: []string{"food.>"}, MaxMsgSize: 1 << 20, Duplicates: 2 * time.Minute},
+	{Name: "MINIAPP", Subjects: []string{"miniapp.>"}, MaxMsgSize: 1 << 20, Duplicates: 2 * time.Minute},
 }
 
 // ObjectStoreSpec declares one object store (a stream underneath).

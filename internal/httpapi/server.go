@@ -33,7 +33,9 @@ import (
 	"superapp/internal/apperr"
 	"superapp/internal/chat"
 	"superapp/internal/cmdlog"
+	"superapp/internal/food"
 	"superapp/internal/identity"
+	"superapp/internal/miniapp"
 	"superapp/internal/oauth"
 	"superapp/internal/oidcop"
 	"superapp/internal/pay"
@@ -79,10 +81,14 @@ type Config struct {
 	Chat     *chat.Service
 	Pay      *pay.Service
 	Rides    *rides.Service
+	// Food is food and grocery delivery.
+	Food *food.Service
 	// OAuth and OIDC are "Login with superapp": mini-app registration,
 	// consent, grants, and the OpenID Provider mounted under /oidc.
 	OAuth *oauth.Service
 	OIDC  *oidcop.Provider
+	// MiniApp is the mini-app platform: pay requests, notifications, webhooks.
+	MiniApp *miniapp.Service
 	// Machines are the node's state machines by stream name, for position waits.
 	Machines map[string]*cmdlog.Machine
 	Ready    func(ctx context.Context) Readiness
@@ -174,7 +180,9 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.payRoutes()...)
 	s.routes = append(s.routes, s.merchantRoutes()...)
 	s.routes = append(s.routes, s.rideRoutes()...)
+	s.routes = append(s.routes, s.foodRoutes()...)
 	s.routes = append(s.routes, s.oauthRoutes()...)
+	s.routes = append(s.routes, s.miniappRoutes()...)
 	for _, rt := range s.routes {
 		if _, ok := s.gates[rt.feature]; !ok {
 			s.gates[rt.feature] = make(chan struct{}, admissionLimit)

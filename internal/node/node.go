@@ -31,8 +31,11 @@ import (
 	"superapp/internal/chat"
 	"superapp/internal/cmdlog"
 	"superapp/internal/engine"
+	"superapp/internal/food"
 	"superapp/internal/httpapi"
 	"superapp/internal/identity"
+	"superapp/internal/miniapp"
+	"superapp/internal/miniapp/webhookhttp"
 	"superapp/internal/oauth"
 	"superapp/internal/oidcop"
 	"superapp/internal/pay"
@@ -58,6 +61,8 @@ type Config struct {
 	WriteTimeout time.Duration
 	// BankRail is the bank of top-ups and withdrawals (nil: the simulator).
 	BankRail pay.BankRail
+	// Webhooks is the mini-app webhook retry schedule (zero: the default).
+	Webhooks miniapp.Retry
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
@@ -73,8 +78,10 @@ type Node struct {
 	chat     *chat.Service
 	pay      *pay.Service
 	rides    *rides.Service
+	food     *food.Service
 	oauth    *oauth.Service
 	oidc     *oidcop.Provider
+	miniapp  *miniapp.Service
 	machines []*cmdlog.Machine
 	api      *httpapi.Server
 	httpSrv  *http.Server
@@ -167,6 +174,13 @@ func New(cfg Config) (*Node, error) {
 	byName[n.oauth.Machine().Name()] = n.oauth.Machine()
 	n.machines = append(n.machines, n.rides.Machine())
 	byName[n.rides.Machine().Name()] = n.rides.Machine()
+	n.food = food.New(food.Config{Log: eng, Pay: n.pay, DC: ec.DC, Now: cfg.Now, Logger: cfg.Logger})
+	n.machines = append(n.machines, n.food.Machine())
+	byName[n.food.Machine().Name()] = n.food.Machine()
+	n.miniapp = miniapp.New(miniapp.Config{Log: eng, OAuth: n.oauth, Pay: n.pay, Chat: n.chat, DC: ec.DC, Now: cfg.Now,
+		Logger: cfg.Logger, Retry: cfg.Webhooks, Sender: webhookhttp.New(cfg.Webhooks.WithDefaults().Timeout)})
+	n.machines = append(n.machines, n.miniapp.Machine())
+	byName[n.miniapp.Machine().Name()] = n.miniapp.Machine()
 	// Codes and mini-app access tokens are encrypted with this key: the
 	// same on every DC, so any DC opens what another issued.
 	oidcKey, err := hkdf.Key(sha256.New, []byte(ec.ClusterSecret), nil, "superapp oidc crypto v1", 32)
@@ -182,8 +196,9 @@ func New(cfg Config) (*Node, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.api = httpapi.New(httpapi.Config{
 		DC: ec.DC, Identity: n.identity, Social: n.social, Chat: n.chat, Pay: n.pay, Machines: byName,
-		OAuth: n.oauth, OIDC: n.oidc,
+		OAuth: n.oauth, OIDC: n.oidc, MiniApp: n.miniapp,
 		Rides: n.rides,
+		Food:  n.food,
 		Typing: func(conv, user string) {
 			b, _ := json.Marshal(typing{ConversationID: conv, UserID: user})
 			n.eng.Broadcast(typingSubject, b)
@@ -390,6 +405,9 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.rides.Start(bg); err != nil {
 		return err
 	}
+	if err := n.food.Start(bg); err != nil {
+		return err
+	}
 	// Token keys come from the log: wait until identity has caught up.
 	for {
 		if ok, _ := n.identity.Machine().CaughtUp(); ok {
@@ -424,6 +442,8 @@ func (n *Node) start(ctx context.Context) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+	// Webhooks are delivered once every read model they read is current.
+	n.miniapp.Start()
 	n.started.Store(true)
 	n.log.Info("node started")
 	return nil
@@ -485,10 +505,12 @@ func (n *Node) Close() {
 	n.api.Close()
 	_ = n.httpSrv.Shutdown(ctx)
 	n.stopBg()
+	n.miniapp.Close()
 	n.identity.Close()
 	n.social.Close()
 	n.chat.Close()
 	n.rides.Close()
+	n.food.Close()
 	n.pay.Close()
 	n.oauth.Close()
 	n.eng.Close()

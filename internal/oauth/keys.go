@@ -140,3 +140,9 @@ func (k *keyBundle) parseRefresh(tok string) (grantID string, gen uint64, ok boo
 	}
 	return grantID, g, true
 }
+
+// webhookSecret derives one version of a mini-app's webhook signing
+// secret, as clientSecret does: any node derives it again, none stores it.
+func (k *keyBundle) webhookSecret(clientNonce string, version uint64) string {
+	return "whsec_" + base64.RawURLEncoding.EncodeToString(k.mac(k.SecretKey, "webhook-secret", clientNonce, strconv.FormatUint(version, 10)))
+}

@@ -612,3 +612,19 @@ func (s *State) latestKeys() (sealedKeys, bool) {
 	}
 	return s.keys[len(s.keys)-1], true
 }
+
+// RevokedGrants lists the revoked grants, for announcing revocations.
+func (s *State) RevokedGrants() []Grant {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := []Grant{}
+	for _, g := range s.grants {
+		if g.RevokedAt != nil {
+			c := *g
+			c.Scopes = slices.Clone(g.Scopes)
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}

@@ -543,3 +543,12 @@ func (s *Service) CheckAccess(ctx context.Context, tokenID, subject string) (Acc
 	}
 	return Access{UserID: g.UserID, ClientID: g.ClientID, GrantID: g.ID, Scopes: g.Scopes, ExpiresAt: exp, AuthTime: g.AuthTime}, nil
 }
+
+// WebhookSecret is version version of a mini-app's webhook signing secret.
+func (s *Service) WebhookSecret(clientID string, version uint64) (string, error) {
+	k := s.keys.Load()
+	if k == nil {
+		return "", errKeys
+	}
+	return k.webhookSecret(key(clientID), version), nil
+}

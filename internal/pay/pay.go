@@ -249,6 +249,8 @@ func (s *State) Apply(_ uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 		return s.applyTopUpBegin(e)
 	case kindBankAbort:
 		return s.applyBankAbort(e)
+	case kindSplit:
+		return s.applySplit(now, e)
 	case kindMerchant, kindQR, kindCode, kindSale, kindRefund:
 		return s.applyMerchant(now, e)
 	case kindEnvelope:
