@@ -129,7 +129,7 @@ func printStatus(w io.Writer, st node.Status) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", s.Name, s.Leader, s.LastSeq, strings.Join(reps, "; "))
 	}
 	fmt.Fprintln(tw, "\nFEATURE\tSTREAM\tHEALTH\tAPPLIED PER DC")
-	for _, f := range []string{"identity", "social", "chat", "pay"} {
+	for _, f := range []string{"identity", "social", "chat", "pay", "oauth", "rides", "food", "miniapp"} {
 		fh := st.Features[f]
 		health := "healthy"
 		if !fh.Healthy {

@@ -66,7 +66,7 @@ func (s *Server) clusterOpsRoutes() []route {
 				return err
 			}
 			if _, ok := s.gates[req.Feature]; !ok || req.Feature == "ops" {
-				return apperr.Field("feature", "feature must be one of identity, social, chat, pay, ledger, events")
+				return apperr.Field("feature", "feature must be one of identity, social, chat, events, pay, ledger, oauth, rides, food, miniapp")
 			}
 			switch req.Fault {
 			case FaultPanic, FaultStall, FaultNone:

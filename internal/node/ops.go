@@ -122,7 +122,8 @@ type FeatureHealth struct {
 	LastSeq uint64            `json:"last_seq"`
 }
 
-var featureStreams = map[string]string{"identity": "IDENTITY", "social": "SOCIAL", "chat": "CHAT", "pay": "LEDGER"}
+var featureStreams = map[string]string{"identity": "IDENTITY", "social": "SOCIAL", "chat": "CHAT", "pay": "LEDGER",
+	"oauth": "OAUTH", "rides": "RIDES", "food": "FOOD", "miniapp": "MINIAPP"}
 
 // Status asks every DC for its readiness (forwarding the operator's
 // credentials) and the cluster for every stream's replicas.
@@ -206,7 +207,8 @@ func askReady(ctx context.Context, ep httpapi.Endpoint, auth string) DCStatus {
 }
 
 // featureStream is the stream behind each gateway feature.
-var featureStream = map[string]string{"identity": "IDENTITY", "social": "SOCIAL", "chat": "CHAT", "events": "CHAT", "pay": "LEDGER", "ledger": "LEDGER"}
+var featureStream = map[string]string{"identity": "IDENTITY", "social": "SOCIAL", "chat": "CHAT", "events": "CHAT", "pay": "LEDGER", "ledger": "LEDGER",
+	"oauth": "OAUTH", "rides": "RIDES", "food": "FOOD", "miniapp": "MINIAPP"}
 
 // StallFeature injects (or clears) a stall of the feature's stream.
 func (n *Node) StallFeature(feature string, on bool) error {
