@@ -211,6 +211,15 @@ func (m *Machine) Applied() uint64 {
 	return m.applied
 }
 
+// Tail is the stream's last sequence as far as this machine knows: what it
+// applied plus what the stream told it was still pending. A position far
+// beyond it was not made by this stream a moment ago.
+func (m *Machine) Tail() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return max(m.applied+m.pending, m.target)
+}
+
 // CaughtUp reports whether the machine has applied everything the stream
 // held when following began and is not far behind now.
 func (m *Machine) CaughtUp() (bool, string) {

@@ -609,3 +609,15 @@ func TestLoginWithSuperappRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestMadeUpPositionNotWaited: an id carrying a position far beyond the
+// stream is made up: 404 at once, not a wait and a 503 telling the caller
+// to retry.
+func TestMadeUpPositionNotWaited(t *testing.T) {
+	e := newEnv(t)
+	u, _ := e.user("Curious")
+	r := e.do("GET", "/v1/oauth/requests/abcdefabcdefabcdefabcdef.999999999", u.AccessToken(), "")
+	if r.status != 404 {
+		t.Fatalf("made-up position: %d %s", r.status, r.raw)
+	}
+}

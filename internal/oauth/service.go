@@ -123,11 +123,19 @@ func (s *Service) SigningKey() (ed25519.PrivateKey, string, error) {
 
 var errKeys = &apperr.Error{Code: apperr.Unavailable, Message: "oauth keys not loaded yet", RetryAfter: 1}
 
+// maxAhead is how far past the known tail of the stream a position may be
+// and still be waited for.
+const maxAhead = 10_000
+
 // wait makes the caller wait, bounded, until this node has applied the
 // position an id carries: the id was made on another DC a moment ago.
 func (s *Service) wait(ctx context.Context, seq uint64) error {
 	if s.machine.Applied() >= seq {
 		return nil
+	}
+	if seq > s.machine.Tail()+maxAhead {
+		// Made up, not made on another DC a moment ago: no waiting.
+		return apperr.New(apperr.NotFound, "no such login request, client or grant")
 	}
 	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
