@@ -34,6 +34,9 @@ func (s *Server) miniappRoutes() []route {
 			if err != nil {
 				return err
 			}
+			if a.userID == "" {
+				return apperr.Field("user_id", "user_id is required with client credentials")
+			}
 			ctx, cancel := c.writeCtx()
 			defer cancel()
 			r, res, err := ma.CreatePayRequest(ctx, a.clientID, a.userID, in)
@@ -92,6 +95,9 @@ func (s *Server) miniappRoutes() []route {
 			a, err := s.miniappCaller(c, oauth.ScopeChatNotify, in.UserID)
 			if err != nil {
 				return err
+			}
+			if a.userID == "" {
+				return apperr.Field("user_id", "user_id is required with client credentials")
 			}
 			ctx, cancel := c.writeCtx()
 			defer cancel()
@@ -196,6 +202,11 @@ type appCaller struct {
 // must be the token's user.
 func (s *Server) miniappCaller(c *call, scope, user string) (appCaller, error) {
 	if id, secret, ok := c.r.BasicAuth(); ok {
+		// As with tokens: a DC that may not have applied a revocation
+		// does not let a mini-app act for a user.
+		if err := s.grantsCurrent(); err != nil {
+			return appCaller{}, err
+		}
 		if err := s.cfg.OAuth.CheckSecret(c.ctx(), id, secret); err != nil {
 			if e := apperr.From(err); e.Code == apperr.NotCaughtUp {
 				return appCaller{}, err

@@ -387,3 +387,53 @@ func TestWebhookRetry(t *testing.T) {
 		t.Fatalf("delivery log: %v", d)
 	}
 }
+
+// TestPayRequestDeclineGivesMoneyBack: an approval that moved the money but
+// could not record itself (its DC died) loses to a later decline; the
+// decline gives the money back, once.
+func TestPayRequestDeclineGivesMoneyBack(t *testing.T) {
+	e := newMiniAppEnv(t)
+	hk := newHook(t)
+	dev, _ := e.user("Dev")
+	alice, _ := e.user("Alice")
+	clientID, secret := e.registerHookedApp(dev.AccessToken(), "Cafe", hk.srv.URL+"/hooks", "profile", "pay")
+	app := e.miniapp(clientID, secret, oidc.ScopeOpenID, "profile", "pay")
+	tok := app.login(alice.AccessToken())
+	if r := e.do("POST", "/v1/wallet/topups", alice.AccessToken(), `{"id":"top-1","amount":50000,"currency":"KRW"}`); r.status != 201 {
+		t.Fatalf("top up: %d %s", r.status, r.raw)
+	}
+	r := e.do("POST", "/v1/miniapp/pay-requests", tok.AccessToken, `{"id":"latte","amount":5000,"currency":"KRW","description":"Latte"}`)
+	if r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	prID := r.body["pay_request_id"].(string)
+	// The approval's money move, as it happens before the approval is
+	// recorded: a payment to the developer's shop under the derived id.
+	if r := e.do("POST", "/v1/merchants", dev.AccessToken(), `{"name":"Cafe"}`); r.status != 201 && r.status != 200 {
+		t.Fatalf("merchant: %d %s", r.status, r.raw)
+	}
+	qr := e.do("GET", "/v1/merchants/me/qr", dev.AccessToken(), "").body["qr"].(string)
+	move := "mapr." + strings.TrimPrefix(prID, "pr_")
+	if r := e.do("POST", "/v1/pay/qr", alice.AccessToken(), `{"id":"`+move+`","qr":"`+qr+`","amount":5000}`); r.status != 201 {
+		t.Fatalf("the approval's payment: %d %s", r.status, r.raw)
+	}
+	if got := balance(t, alice, "KRW"); got != 45000 {
+		t.Fatalf("after the move: %d", got)
+	}
+	// The decline wins: the money comes back; an approval now is refused.
+	if r := e.do("POST", "/v1/pay-requests/"+prID+"/decline", alice.AccessToken(), ""); r.status != 200 || r.body["status"] != "declined" {
+		t.Fatalf("decline: %d %s", r.status, r.raw)
+	}
+	if got := balance(t, alice, "KRW"); got != 50000 {
+		t.Fatalf("after the decline: %d, want the 5,000 back", got)
+	}
+	if r := e.do("POST", "/v1/pay-requests/"+prID+"/approve", alice.AccessToken(), ""); r.status != 409 {
+		t.Fatalf("approve after decline: %d %s", r.status, r.raw)
+	}
+	if r := e.do("POST", "/v1/pay-requests/"+prID+"/decline", alice.AccessToken(), ""); r.status != 200 {
+		t.Fatalf("decline again: %d %s", r.status, r.raw)
+	}
+	if got := balance(t, alice, "KRW"); got != 50000 {
+		t.Fatalf("after declining twice: %d", got)
+	}
+}

@@ -157,6 +157,20 @@ func (s *Server) decideRequest(c *call, decide decision) error {
 	return c.written(http.StatusOK, res, map[string]string{"request_id": id, "redirect_to": to})
 }
 
+// grantsCurrent refuses mini-apps on a DC that may not have applied a
+// revocation (cut off, or catching up): for third parties, "elsewhere".
+func (s *Server) grantsCurrent() error {
+	if s.isolated() {
+		return &apperr.Error{Code: apperr.Isolated, Message: "this data center is cut off from the others; use another", RetryAfter: 1}
+	}
+	if m := s.cfg.Machines[oauth.Stream]; m != nil {
+		if ok, _ := m.CaughtUp(); !ok {
+			return &apperr.Error{Code: apperr.Unavailable, Message: "this data center is catching up; retry or use another", RetryAfter: 1}
+		}
+	}
+	return nil
+}
+
 // miniappAccess authenticates a mini-app's access token and checks it
 // carries scope.
 func (s *Server) miniappAccess(c *call, scope string) (oauth.Access, error) {
@@ -165,15 +179,8 @@ func (s *Server) miniappAccess(c *call, scope string) (oauth.Access, error) {
 		c.w.Header().Set("WWW-Authenticate", `Bearer realm="superapp"`)
 		return oauth.Access{}, apperr.New(apperr.Unauthenticated, "Authorization: Bearer <mini-app access token> is required")
 	}
-	// A revocation this DC has not applied (cut off, or catching up) must
-	// not let a mini-app in: for third parties, answer "elsewhere" instead.
-	if s.isolated() {
-		return oauth.Access{}, &apperr.Error{Code: apperr.Isolated, Message: "this data center is cut off from the others; use another", RetryAfter: 1}
-	}
-	if m := s.cfg.Machines[oauth.Stream]; m != nil {
-		if ok, _ := m.CaughtUp(); !ok {
-			return oauth.Access{}, &apperr.Error{Code: apperr.Unavailable, Message: "this data center is catching up; retry or use another", RetryAfter: 1}
-		}
+	if err := s.grantsCurrent(); err != nil {
+		return oauth.Access{}, err
 	}
 	a, err := s.cfg.OIDC.Authenticate(c.ctx(), tok)
 	if err != nil {

@@ -209,7 +209,11 @@ func (s *Service) Approve(ctx context.Context, user, id string) (PayRequest, cmd
 	if !ok || r.UserID != user {
 		return fail(apperr.New(apperr.NotFound, "no such pay request"))
 	}
-	w := cmdlog.Write{ID: "payreq-decide/" + r.ID}
+	// Approve and decline have their own ids: whichever the log applies
+	// first wins, and the other is refused (conflict) rather than answered
+	// with the winner's outcome — so an approval that moved money learns
+	// it lost and gives the money back.
+	w := cmdlog.Write{ID: "payreq-approve/" + r.ID}
 	if o, done := s.machine.Outcome(w.ID); done && o.Err == nil {
 		res, err := s.sub.Submit(ctx, w, kindApprove, user, decideCmd{ID: r.ID})
 		if err != nil {
@@ -272,6 +276,20 @@ func (s *Service) Approve(ctx context.Context, user, id string) (PayRequest, cmd
 	return out, res, err
 }
 
+// undoMoved gives back whatever money an approval of r may have moved
+// under r's derived ids, found in the ledger.
+func (s *Service) undoMoved(ctx context.Context, owner string, r PayRequest) {
+	ps := s.cfg.Pay.State()
+	hold := pay.TransferID(r.UserID, "hold/"+moveID(r))
+	if h, ok := ps.HoldOf(hold, r.UserID); ok && h.Status == "pending" {
+		s.undo(ctx, owner, r, decideCmd{HoldID: hold.String()})
+	}
+	sale := pay.TransferID(r.UserID, "qr/"+moveID(r))
+	if _, ok := ps.SaleOf(sale); ok {
+		s.undo(ctx, owner, r, decideCmd{PaymentID: sale.String()})
+	}
+}
+
 // undo gives back money an approval moved for a request that was decided
 // otherwise meanwhile. Its ids follow from the request, so doing it twice
 // gives back once.
@@ -300,9 +318,14 @@ func (s *Service) Decline(ctx context.Context, user, id string) (PayRequest, cmd
 	if !ok || r.UserID != user {
 		return PayRequest{}, cmdlog.Result{}, apperr.New(apperr.NotFound, "no such pay request")
 	}
-	res, err := s.sub.Submit(ctx, cmdlog.Write{ID: "payreq-decide/" + r.ID}, kindDecline, user, decideCmd{ID: r.ID, Webhook: s.hasWebhook(r.ClientID)})
+	res, err := s.sub.Submit(ctx, cmdlog.Write{ID: "payreq-decline/" + r.ID}, kindDecline, user, decideCmd{ID: r.ID, Webhook: s.hasWebhook(r.ClientID)})
 	if err != nil {
 		return PayRequest{}, res, err
+	}
+	// An approval may have moved the money and then failed to record
+	// itself (its DC died, say): the decline stands, so the money goes back.
+	if cl, ok := s.cfg.OAuth.State().Client(r.ClientID); ok {
+		s.undoMoved(ctx, cl.Owner, r)
 	}
 	out, err := decode[PayRequest](res)
 	if err == nil && out.Status != StatusDeclined {

@@ -414,3 +414,14 @@ func randomDigits(n int) string {
 	}
 	return b.String()
 }
+
+// SaleOf returns a sale by its payment id.
+func (s *State) SaleOf(id ledger.ID) (Sale, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	sale, ok := s.sales[id]
+	if !ok {
+		return Sale{}, false
+	}
+	return *sale, true
+}

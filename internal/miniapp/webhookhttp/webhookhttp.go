@@ -111,8 +111,25 @@ func refuseInternal(network, address string, _ syscall.RawConn) error {
 	if ip == nil || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() {
 		return errURL
 	}
+	for _, n := range internalNets {
+		if n.Contains(ip) {
+			return errURL
+		}
+	}
 	return nil
 }
+
+// internalNets are ranges net.IP's predicates miss that still lead inside:
+// shared address space (some clouds' metadata), benchmarking, "this
+// network", and NAT64 (which maps any IPv4 address, private ones too).
+var internalNets = func() []*net.IPNet {
+	var out []*net.IPNet
+	for _, c := range []string{"100.64.0.0/10", "198.18.0.0/15", "0.0.0.0/8", "64:ff9b::/96", "64:ff9b:1::/48"} {
+		_, n, _ := net.ParseCIDR(c)
+		out = append(out, n)
+	}
+	return out
+}()
 
 func isTimeout(err error) bool {
 	var ne net.Error
