@@ -2,6 +2,7 @@ package food
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -25,7 +26,9 @@ type Config struct {
 	// Pay holds, splits and releases the users' money.
 	Pay *pay.Service
 	// DC is this node's data center: the home of the orders it takes.
-	DC     string
+	DC string
+	// Secret keys the ids of the orders' holds (the cluster secret).
+	Secret []byte
 	Now    func() time.Time
 	Logger *slog.Logger
 	// TakeoverAfter is how long an order whose home is another DC may wait
@@ -100,7 +103,7 @@ func (s *Service) observe(ps []Push, cs []Change) {
 	for _, c := range cs {
 		switch c.Kind {
 		case kindPlace, kindReject, kindCancel, kindDeliver:
-			s.settle.track(c.OrderID)
+			s.settle.Track(c.OrderID, s.cfg.ScanInterval)
 		}
 	}
 }
@@ -111,7 +114,7 @@ func (s *Service) Start(ctx context.Context) error {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.settle.run(ctx)
+		s.settle.Run(ctx)
 	}()
 	return nil
 }
@@ -278,10 +281,15 @@ type CheckoutInput struct {
 	Address string `json:"address"`
 }
 
-func holdClient(orderID string) string { return "food-" + orderID }
-
-// HoldOf is the id of an order's hold.
-func HoldOf(o *Order) ledger.ID { return pay.TransferID(o.User, "hold/"+holdClient(o.ID)) }
+// holdClient is the client id of an order's hold, keyed with the cluster's
+// secret: a customer who could work it out could place a hold of their own
+// under it beforehand, to an accomplice, and have the order delivered
+// unpaid.
+func (s *Service) holdClient(orderID string) string {
+	m := hmac.New(sha256.New, s.cfg.Secret)
+	m.Write([]byte("food-hold/" + orderID))
+	return "food-" + hex.EncodeToString(m.Sum(nil))[:40]
+}
 
 // Checkout orders what the user's cart holds: the order takes its stock
 // (all or nothing), and the total with the delivery fee is held on the
@@ -328,7 +336,7 @@ func (s *Service) Checkout(ctx context.Context, user string, in CheckoutInput) (
 		return View{}, out, err
 	}
 	c := placeCmd{OrderID: id, StoreID: in.StoreID, Address: addr, Lines: cart.Lines, FoodTotal: cart.FoodTotal, DeliveryFee: cart.DeliveryFee,
-		HoldID: pay.TransferID(user, "hold/"+holdClient(id)), DC: s.cfg.DC}
+		HoldID: pay.TransferID(user, "hold/"+s.holdClient(id)), DC: s.cfg.DC}
 	var o Order
 	w, err := s.submit(ctx, cmdlog.Write{ID: "order/" + id, Hash: fingerprint(in.StoreID, addr)}, kindPlace, user, c, &o)
 	out.Positions = w.Positions
@@ -344,7 +352,7 @@ func (s *Service) Checkout(ctx context.Context, user string, in CheckoutInput) (
 // placeHold holds an order's total; if the ledger refuses, the order is
 // cancelled (its stock goes back) and the refusal returned.
 func (s *Service) placeHold(ctx context.Context, o *Order, out *Written) error {
-	in := pay.HoldInput{ID: holdClient(o.ID), Payee: EscrowUser, Amount: o.Total, Currency: o.Currency, ExpiresIn: pay.MaxHold}
+	in := pay.HoldInput{ID: s.holdClient(o.ID), Payee: EscrowUser, Amount: o.Total, Currency: o.Currency, ExpiresIn: pay.MaxHold}
 	_, res, err := s.pay.PlaceHold(ctx, o.User, in)
 	if err == nil {
 		out.add(res)
@@ -429,7 +437,9 @@ func (s *Service) Claimable(courier string) ([]*Order, error) {
 	}
 	out := s.state.Claimable(100)
 	for _, o := range out {
-		o.HoldID = ledger.ID{}
+		// Before a courier claims an order it sees the store and what the
+		// delivery pays, not who ordered what, or where they live.
+		o.HoldID, o.User, o.Address, o.Lines = ledger.ID{}, "", "", nil
 	}
 	return out, nil
 }
@@ -488,7 +498,7 @@ func (s *Service) step(ctx context.Context, kind, user, orderID string, c orderC
 	case kindReject, kindCancel, kindDeliver:
 		// Settle now, so the caller sees the money moved; the settlement
 		// loop finishes what this could not.
-		if err := s.settle.run1(ctx, orderID, true); err != nil {
+		if err := s.settle.Run1(ctx, orderID, true); err != nil {
 			if ctx.Err() == nil {
 				s.log.Info("settle after "+kind, "order", orderID, "err", err)
 			}
@@ -511,7 +521,7 @@ func reason(r string) error {
 // not_found, forbidden, conflict.
 func (s *Service) Accept(ctx context.Context, merchant, orderID string) (View, Written, error) {
 	if o, ok := s.state.Order(orderID); ok && o.Merchant == merchant {
-		if h, ok := s.pay.State().HoldOf(o.HoldID, o.User); !ok || h.Status != "pending" {
+		if h, ok := s.pay.State().HoldOf(o.HoldID, o.User); !ok || h.Status != "pending" || h.Payee != EscrowUser || h.Amount != o.Total {
 			return View{}, Written{}, &apperr.Error{Code: PaymentPending, Message: "the customer's payment is not confirmed yet; retry shortly", RetryAfter: 1}
 		}
 	}
@@ -591,6 +601,15 @@ func (s *Service) Refund(ctx context.Context, merchant, orderID string, in Refun
 	}
 	if o.Status != StatusDelivered {
 		return View{}, out, apperr.New(apperr.Conflict, "the order is %s: cancel it instead", o.Status)
+	}
+	// A retry of a refund that went through is answered as it was: what is
+	// left to refund now says nothing about it ("all" was resolved then).
+	if done, ok := s.machine.Outcome("refund/" + orderID + "/" + in.ID); ok && done.Err == nil {
+		if in.Amount != 0 && done.Hash != fingerprint(in.Amount) {
+			return View{}, out, apperr.New(apperr.IdemReused, "this id was used for another refund")
+		}
+		out.Replayed = true
+		return s.view(orderID, merchant), out, nil
 	}
 	left := o.FoodTotal - o.PlatformFee - o.Refunded
 	if in.Amount == 0 {

@@ -180,8 +180,9 @@ func TestFoodOrder(t *testing.T) {
 	e.refused("POST", path+"/claim", cara.AccessToken(), "", 409, "courier_offline", "")
 	e.ok("POST", "/v1/food/couriers/online", cara.AccessToken(), "", 200)
 	e.ok("POST", "/v1/food/couriers/online", dan.AccessToken(), "", 200)
-	if r := e.ok("GET", "/v1/food/couriers/orders", dan.AccessToken(), "", 200); len(r.body["orders"].([]any)) != 1 {
-		t.Fatalf("claimable: %s", r.raw)
+	if r := e.ok("GET", "/v1/food/couriers/orders", dan.AccessToken(), "", 200); len(r.body["orders"].([]any)) != 1 ||
+		strings.Contains(r.raw, "Gangnam-daero") || strings.Contains(r.raw, kim.UserID()) {
+		t.Fatalf("claimable (no customer, no address before the claim): %s", r.raw)
 	}
 	e.ok("POST", path+"/claim", cara.AccessToken(), "", 200)
 	e.refused("POST", path+"/claim", dan.AccessToken(), "", 409, "already_claimed", "")
@@ -228,19 +229,29 @@ func TestFoodOrder(t *testing.T) {
 	if av, _ := e.wallet(kim); av != 89000 {
 		t.Fatalf("kim after refund: %v", av)
 	}
+	// The rest ("all" of it); its retry after a lost answer is the same
+	// refund, not a refusal because nothing is left.
+	if r := e.ok("POST", path+"/refund", shop.AccessToken(), `{"id":"r2","amount":0}`, 200); r.body["refunded"] != 9500.0 {
+		t.Fatalf("refund the rest: %s", r.raw)
+	}
+	e.ok("POST", path+"/refund", shop.AccessToken(), `{"id":"r2","amount":0}`, 200)
+	e.refused("POST", path+"/refund", shop.AccessToken(), `{"id":"r2","amount":5}`, 422, "idempotency_key_reused", "")
+	if av, _ := e.wallet(kim); av != 96500 {
+		t.Fatalf("kim after the full refund: %v", av)
+	}
 
 	// Stock: one kimbap left; two are refused whole; a cancelled order gives its one back.
 	e.ok("POST", cart, kim.AccessToken(), `{"item_id":"kimbap","quantity":2}`, 200)
 	e.refused("POST", "/v1/food/orders", kim.AccessToken(), `{"id":"o2","store_id":"`+store+`","address":"Gangnam-daero 1"}`, 409, "out_of_stock", "lines")
 	e.ok("POST", cart, kim.AccessToken(), `{"item_id":"kimbap","quantity":1}`, 200)
 	o2 := e.ok("POST", "/v1/food/orders", kim.AccessToken(), `{"id":"o3","store_id":"`+store+`","address":"Gangnam-daero 1"}`, 201).body["order_id"].(string)
-	if av, pe := e.wallet(kim); av != 89000-7500 || pe != 7500 {
+	if av, pe := e.wallet(kim); av != 96500-7500 || pe != 7500 {
 		t.Fatalf("kim with o3: %v %v", av, pe)
 	}
 	if c := e.ok("POST", "/v1/food/orders/"+o2+"/cancel", kim.AccessToken(), `{"reason":"changed my mind"}`, 200); c.body["status"] != "cancelled" || paymentStatus(c) != "released" {
 		t.Fatalf("cancel: %s", c.raw)
 	}
-	if av, pe := e.wallet(kim); av != 89000 || pe != 0 {
+	if av, pe := e.wallet(kim); av != 96500 || pe != 0 {
 		t.Fatalf("kim after cancel: %v %v", av, pe)
 	}
 	s := e.ok("GET", "/v1/food/stores/"+store, kim.AccessToken(), "", 200)
@@ -272,7 +283,7 @@ func TestFoodOrder(t *testing.T) {
 	}
 	e.ok("POST", "/v1/food/stores/"+closed+"/cart", kim.AccessToken(), `{"item_id":"tteok","quantity":1}`, 200)
 	e.refused("POST", "/v1/food/orders", kim.AccessToken(), `{"id":"o9","store_id":"`+closed+`","address":"Gangnam-daero 1"}`, 409, "store_closed", "store_id")
-	if av, pe := e.wallet(kim); av != 89000 || pe != 0 {
+	if av, pe := e.wallet(kim); av != 96500 || pe != 0 {
 		t.Fatalf("kim after refusals: %v %v", av, pe)
 	}
 	if s := e.ok("GET", "/v1/food/stores/"+store, kim.AccessToken(), "", 200); !strings.Contains(s.raw, `"stock":1`) {

@@ -174,7 +174,7 @@ func New(cfg Config) (*Node, error) {
 	byName[n.oauth.Machine().Name()] = n.oauth.Machine()
 	n.machines = append(n.machines, n.rides.Machine())
 	byName[n.rides.Machine().Name()] = n.rides.Machine()
-	n.food = food.New(food.Config{Log: eng, Pay: n.pay, DC: ec.DC, Now: cfg.Now, Logger: cfg.Logger})
+	n.food = food.New(food.Config{Log: eng, Pay: n.pay, DC: ec.DC, Secret: []byte(ec.ClusterSecret), Now: cfg.Now, Logger: cfg.Logger})
 	n.machines = append(n.machines, n.food.Machine())
 	byName[n.food.Machine().Name()] = n.food.Machine()
 	n.miniapp = miniapp.New(miniapp.Config{Log: eng, OAuth: n.oauth, Pay: n.pay, Chat: n.chat, DC: ec.DC, Now: cfg.Now,

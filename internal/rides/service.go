@@ -162,9 +162,9 @@ func (s *Service) observe(ps []Push, cs []Change) {
 		switch c.Kind {
 		case kindRequest:
 			// Its hold comes with it; checked once the dust settles.
-			s.settle.track(c.RideID, s.cfg.TakeoverAfter)
+			s.settle.Track(c.RideID, s.cfg.TakeoverAfter)
 		case kindAccept, kindHold, kindComplete, kindCancel, kindGiveUp:
-			s.settle.track(c.RideID, 0)
+			s.settle.Track(c.RideID, 0)
 		}
 	}
 }
@@ -181,7 +181,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.run(ctx, s.loc.run)
 	s.run(ctx, s.disp.run)
-	s.run(ctx, s.settle.run)
+	s.run(ctx, s.settle.Run)
 	return nil
 }
 
@@ -516,7 +516,7 @@ func (s *Service) step(ctx context.Context, kind, user, rideID string, c rideCmd
 	case kindAccept, kindComplete, kindCancel:
 		// Settle now, so the caller sees the money moved; the settlement
 		// loop finishes what this could not.
-		if err := s.settle.run1(ctx, rideID, true); err != nil {
+		if err := s.settle.Run1(ctx, rideID, true); err != nil {
 			if ctx.Err() == nil {
 				s.log.Info("settle after "+kind, "ride", rideID, "err", err)
 			}
