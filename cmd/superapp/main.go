@@ -79,6 +79,7 @@ func serve(args []string) error {
 	fs.StringVar(&ec.ClusterListen, "cluster-listen", "", "embedded NATS cluster (route) port, e.g. 0.0.0.0:6222")
 	fs.StringVar(&ec.ClusterAdvertise, "cluster-advertise", "", "route address the other DCs are told to use for this one (default: --cluster-listen)")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "this DC's HTTP endpoint as clients reach it, listed by GET /v1/endpoints (default: http://<--http>)")
+	fs.BoolVar(&cfg.WebhookLoopback, "webhook-loopback", false, "let mini-app webhooks go to http://localhost URLs (development only)")
 	fs.StringVar(&cfg.OIDCIssuer, "oidc-issuer", "", "OpenID Provider issuer for Login with superapp, the same on every DC, ending in /oidc (default: <--public-url>/oidc)")
 	fs.StringVar(&cfg.OIDCConsentURL, "oidc-consent-url", "", "web app page where users approve a mini-app's login (default: the issuer's origin + /oauth/consent)")
 	fs.StringVar(&peers, "peers", "", "the other DCs' cluster addresses, comma-separated")

@@ -62,6 +62,7 @@ func TestWebhooksSurviveDCLoss(t *testing.T) {
 	defer hook.Close()
 	defer close(release)
 
+	t.Setenv("SUPERAPP_WEBHOOK_LOOPBACK", "true") // the test's receiver is on loopback; the DCs inherit it
 	c := dctest.Start(t)
 	dev, alice := client.New(c.URLs()), client.New(c.URLs())
 	for i, u := range []*client.Client{dev, alice} {

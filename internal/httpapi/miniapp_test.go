@@ -24,7 +24,8 @@ func newMiniAppEnv(t *testing.T) *env {
 	t.Helper()
 	clock := nodetest.NewClock()
 	n := nodetest.StartConfig(t, node.Config{Now: clock.Now,
-		Webhooks: ma.Retry{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond, Tick: 10 * time.Millisecond, Timeout: 2 * time.Second, Lease: 10 * time.Second}})
+		Webhooks:        ma.Retry{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond, Tick: 10 * time.Millisecond, Timeout: 2 * time.Second, Lease: 10 * time.Second},
+		WebhookLoopback: true})
 	return &env{t: t, url: nodetest.URL(n), clock: clock}
 }
 

@@ -63,8 +63,11 @@ type Config struct {
 	BankRail pay.BankRail
 	// Webhooks is the mini-app webhook retry schedule (zero: the default).
 	Webhooks miniapp.Retry
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// WebhookLoopback lets webhooks go to loopback URLs: for development
+	// only (otherwise a mini-app could reach services of the node's host).
+	WebhookLoopback bool
+	Logger          *slog.Logger
+	Now             func() time.Time
 }
 
 // Node is one running superapp node.
@@ -178,7 +181,7 @@ func New(cfg Config) (*Node, error) {
 	n.machines = append(n.machines, n.food.Machine())
 	byName[n.food.Machine().Name()] = n.food.Machine()
 	n.miniapp = miniapp.New(miniapp.Config{Log: eng, OAuth: n.oauth, Pay: n.pay, Chat: n.chat, DC: ec.DC, Now: cfg.Now,
-		Logger: cfg.Logger, Retry: cfg.Webhooks, Sender: webhookhttp.New(cfg.Webhooks.WithDefaults().Timeout)})
+		Logger: cfg.Logger, Retry: cfg.Webhooks, Sender: webhookhttp.New(cfg.Webhooks.WithDefaults().Timeout, cfg.WebhookLoopback)})
 	n.machines = append(n.machines, n.miniapp.Machine())
 	byName[n.miniapp.Machine().Name()] = n.miniapp.Machine()
 	// Codes and mini-app access tokens are encrypted with this key: the

@@ -22,20 +22,25 @@ const MaxResponse = 64 << 10
 // Sender posts webhooks. It keeps no idle connections, so nothing of it
 // outlives an attempt.
 type Sender struct {
-	client *http.Client
+	client   *http.Client
+	loopback bool
 }
 
-// New returns a sender whose attempts each take at most timeout.
-func New(timeout time.Duration) *Sender {
+// New returns a sender whose attempts each take at most timeout. Only with
+// loopback (development) may a webhook go to this machine itself.
+func New(timeout time.Duration, loopback bool) *Sender {
+	control := func(network, address string, c syscall.RawConn) error {
+		return refuseInternal(network, address, c, loopback)
+	}
 	tr := &http.Transport{
 		Proxy:                  nil,
-		DialContext:            (&net.Dialer{Timeout: min(timeout, 5*time.Second), Control: refuseInternal}).DialContext,
+		DialContext:            (&net.Dialer{Timeout: min(timeout, 5*time.Second), Control: control}).DialContext,
 		TLSHandshakeTimeout:    min(timeout, 5*time.Second),
 		ResponseHeaderTimeout:  timeout,
 		DisableKeepAlives:      true,
 		MaxResponseHeaderBytes: 16 << 10,
 	}
-	return &Sender{client: &http.Client{
+	return &Sender{loopback: loopback, client: &http.Client{
 		Transport: tr,
 		Timeout:   timeout,
 		// A redirect is an answer, not an instruction: the URL the
@@ -44,9 +49,9 @@ func New(timeout time.Duration) *Sender {
 	}}
 }
 
-// Allowed reports whether raw is a URL webhooks may go to: https, or http
-// on loopback for development.
-func Allowed(raw string) bool {
+// Allowed reports whether raw is a URL webhooks may go to: https, or (with
+// loopback, for development) http on loopback.
+func Allowed(raw string, loopback bool) bool {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.User != nil {
 		return false
@@ -54,7 +59,7 @@ func Allowed(raw string) bool {
 	if u.Scheme == "https" {
 		return true
 	}
-	if u.Scheme != "http" {
+	if u.Scheme != "http" || !loopback {
 		return false
 	}
 	h := u.Hostname()
@@ -71,7 +76,7 @@ var (
 
 // Send posts body with header to rawURL and returns the answer's status.
 func (s *Sender) Send(ctx context.Context, rawURL string, header map[string]string, body []byte) (int, error) {
-	if !Allowed(rawURL) {
+	if !Allowed(rawURL, s.loopback) {
 		return 0, errURL
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
@@ -102,13 +107,13 @@ func (s *Sender) Send(ctx context.Context, rawURL string, header map[string]stri
 // metadata), multicast and unspecified addresses, whatever name resolved
 // to them: a webhook URL must not reach into the data center. Loopback
 // stays open for development (Allowed admits it over http only).
-func refuseInternal(network, address string, _ syscall.RawConn) error {
+func refuseInternal(network, address string, _ syscall.RawConn, loopback bool) error {
 	host, _, err := net.SplitHostPort(address)
 	if err != nil {
 		return errURL
 	}
 	ip := net.ParseIP(host)
-	if ip == nil || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() {
+	if ip == nil || (ip.IsLoopback() && !loopback) || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() {
 		return errURL
 	}
 	for _, n := range internalNets {
