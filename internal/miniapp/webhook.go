@@ -125,13 +125,14 @@ type worker struct {
 
 	mu        sync.Mutex
 	inflight  map[string]bool
-	announced map[string]bool
+	// revokedSeen is how many revocations were announced (or needed none).
+	revokedSeen int
 }
 
 func newWorker(s *Service) *worker {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &worker{s: s, owner: s.cfg.DC + "/" + cmdlog.NewID()[:12], ctx: ctx, stopf: cancel,
-		sem: make(chan struct{}, s.cfg.Retry.Workers), inflight: map[string]bool{}, announced: map[string]bool{}}
+		sem: make(chan struct{}, s.cfg.Retry.Workers), inflight: map[string]bool{}}
 }
 
 func (w *worker) start() {
@@ -203,29 +204,25 @@ func (w *worker) round() {
 	}
 }
 
-// announceRevocations turns revoked grants into grant.revoked deliveries.
-// Every node may do it: the command's id follows from the grant.
+// announceRevocations turns revoked grants into grant.revoked deliveries,
+// reading only the revocations since the last round. Every node may do it:
+// the command's id follows from the grant.
 func (w *worker) announceRevocations() {
-	for _, g := range w.s.cfg.OAuth.State().RevokedGrants() {
-		w.mu.Lock()
-		seen := w.announced[g.ID]
-		w.mu.Unlock()
-		if seen || w.s.state.revokeAnnounced(g.ID) {
-			continue
-		}
-		if w.s.hasWebhook(g.ClientID) {
+	gs, next := w.s.cfg.OAuth.State().RevokedSince(w.revokedSeen)
+	for i, g := range gs {
+		if !w.s.state.revokeAnnounced(g.ID) && w.s.hasWebhook(g.ClientID) {
 			ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
 			_, err := w.s.sub.Submit(ctx, cmdlog.Write{ID: "grant-revoked/" + g.ID}, kindRevoked, "",
 				revokedCmd{GrantID: g.ID, ClientID: g.ClientID, UserID: g.UserID, Reason: g.RevokeReason})
 			cancel()
 			if err != nil {
-				return // the log is busy or gone; the next round tries again
+				// The log is busy or gone: the next round resumes here.
+				w.revokedSeen = next - len(gs) + i
+				return
 			}
 		}
-		w.mu.Lock()
-		w.announced[g.ID] = true
-		w.mu.Unlock()
 	}
+	w.revokedSeen = next
 }
 
 func (w *worker) deliver(d Delivery) {

@@ -178,7 +178,10 @@ type State struct {
 	requests map[string]*Request // by the random part of the id
 	queue    []string            // request keys in the order made, for purging
 	grants   map[string]*Grant
-	keys     []sealedKeys
+	// revoked lists grant ids in the order they were revoked, so that
+	// followers (webhooks) read only what is new.
+	revoked []string
+	keys    []sealedKeys
 }
 
 // NewState returns an empty state.
@@ -371,9 +374,8 @@ func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 			return nil, apperr.New(apperr.Conflict, "the authorization request was not approved")
 		case r.GrantID != "":
 			// RFC 6749 §4.1.2: a code used twice revokes what it granted.
-			if g, ok := s.grants[r.GrantID]; ok && g.RevokedAt == nil {
-				at := e.At
-				g.RevokedAt, g.RevokeReason = &at, "code_reused"
+			if g, ok := s.grants[r.GrantID]; ok {
+				s.revoke(g, e.At, "code_reused")
 			}
 			return nil, apperr.New(apperr.Conflict, "the authorization code was already used; the grant it made is revoked")
 		case r.DecidedAt == nil || e.At.Sub(*r.DecidedAt) > CodeTTL:
@@ -413,8 +415,7 @@ func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 			return nil, apperr.New(apperr.NotFound, "unknown refresh token")
 		case c.Gen < g.Gen:
 			// An old refresh token came back: it was copied. End the grant.
-			at := e.At
-			g.RevokedAt, g.RevokeReason = &at, "refresh_token_reused"
+			s.revoke(g, e.At, "refresh_token_reused")
 			return nil, apperr.New(apperr.SessionRevoked, "the refresh token was already used; the grant is revoked")
 		}
 		for _, sc := range c.Scopes {
@@ -448,8 +449,7 @@ func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 			}
 			sort.Strings(ids)
 			for _, id := range ids {
-				at := e.At
-				s.grants[id].RevokedAt, s.grants[id].RevokeReason = &at, c.Reason
+				s.revoke(s.grants[id], e.At, c.Reason)
 			}
 			return map[string]int{"revoked": len(ids)}, nil
 		}
@@ -457,10 +457,7 @@ func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 		if !ok || (e.Actor != "" && g.UserID != e.Actor) || (c.ClientID != "" && g.ClientID != c.ClientID) {
 			return nil, apperr.New(apperr.NotFound, "no such grant")
 		}
-		if g.RevokedAt == nil {
-			at := e.At
-			g.RevokedAt, g.RevokeReason = &at, c.Reason
-		}
+		s.revoke(g, e.At, c.Reason)
 		return *g, nil
 
 	case kindAddKeys:
@@ -615,16 +612,30 @@ func (s *State) latestKeys() (sealedKeys, bool) {
 
 // RevokedGrants lists the revoked grants, for announcing revocations.
 func (s *State) RevokedGrants() []Grant {
+	out, _ := s.RevokedSince(0)
+	return out
+}
+
+// RevokedSince returns the grants revoked after the first from
+// revocations, in the order they were revoked, and the cursor to ask from
+// next time.
+func (s *State) RevokedSince(from int) ([]Grant, int) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := []Grant{}
-	for _, g := range s.grants {
-		if g.RevokedAt != nil {
-			c := *g
-			c.Scopes = slices.Clone(g.Scopes)
-			out = append(out, c)
-		}
+	for _, id := range s.revoked[min(from, len(s.revoked)):] {
+		c := *s.grants[id]
+		c.Scopes = slices.Clone(c.Scopes)
+		out = append(out, c)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
+	return out, len(s.revoked)
+}
+
+// revoke ends a grant (once); the caller holds s.mu.
+func (s *State) revoke(g *Grant, at time.Time, reason string) {
+	if g.RevokedAt != nil {
+		return
+	}
+	g.RevokedAt, g.RevokeReason = &at, reason
+	s.revoked = append(s.revoked, g.ID)
 }
