@@ -123,8 +123,8 @@ type worker struct {
 	wg    sync.WaitGroup
 	sem   chan struct{}
 
-	mu        sync.Mutex
-	inflight  map[string]bool
+	mu       sync.Mutex
+	inflight map[string]bool
 	// revokedSeen is how many revocations were announced (or needed none).
 	revokedSeen int
 }
