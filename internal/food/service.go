@@ -2,7 +2,6 @@ package food
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -286,9 +285,7 @@ type CheckoutInput struct {
 // under it beforehand, to an accomplice, and have the order delivered
 // unpaid.
 func (s *Service) holdClient(orderID string) string {
-	m := hmac.New(sha256.New, s.cfg.Secret)
-	m.Write([]byte("food-hold/" + orderID))
-	return "food-" + hex.EncodeToString(m.Sum(nil))[:40]
+	return pay.ServiceHoldID(s.cfg.Secret, "food-", "food-hold/"+orderID)
 }
 
 // Checkout orders what the user's cart holds: the order takes its stock

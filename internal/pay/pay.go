@@ -12,6 +12,7 @@ package pay
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -766,4 +767,15 @@ func decodeBatch(data []byte) ([]ledger.Account, []ledger.Transfer, error) {
 		return nil, nil, err
 	}
 	return ledger.DecodePackedBatch(packed)
+}
+
+// ServiceHoldID is the client id under which a service (rides, food)
+// places a hold on a user's wallet: prefix plus a digest of name keyed
+// with secret (the cluster secret). The user cannot work it out, so cannot
+// place a hold of their own under it beforehand to jam or dodge the
+// service's payment. It passes the client-id format of the wallet API.
+func ServiceHoldID(secret []byte, prefix, name string) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(name))
+	return prefix + hex.EncodeToString(m.Sum(nil))[:40]
 }

@@ -2,7 +2,6 @@ package rides
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -335,9 +334,7 @@ type RequestInput struct {
 // the cluster's secret: a rider who could work it out could place a hold
 // of their own under it beforehand and jam the ride's payment.
 func (s *Service) riderHoldID(rideID string) string {
-	m := hmac.New(sha256.New, s.cfg.Secret)
-	m.Write([]byte("rider-hold/" + rideID))
-	return "ride-" + hex.EncodeToString(m.Sum(nil))[:40]
+	return pay.ServiceHoldID(s.cfg.Secret, "ride-", "rider-hold/"+rideID)
 }
 
 // Request books a ride: it holds the estimated fare and a margin from the
@@ -584,8 +581,6 @@ func (s *Service) Cancel(ctx context.Context, user, rideID, reason string) (View
 // driver, the hold's payee, cannot work it out and resolve the hold
 // through the wallet API behind the ride's back.
 func (s *Service) driverHold(r *Ride) (ledger.ID, string) {
-	m := hmac.New(sha256.New, s.cfg.Secret)
-	m.Write([]byte("driver-hold/" + r.ID + "/" + r.Driver))
-	client := "ride-" + hex.EncodeToString(m.Sum(nil))[:40]
+	client := pay.ServiceHoldID(s.cfg.Secret, "ride-", "driver-hold/"+r.ID+"/"+r.Driver)
 	return pay.TransferID(r.Rider, "hold/"+client), client
 }
