@@ -186,9 +186,7 @@ func (c *Cluster) Start(name string) error {
 	}
 	cmd := exec.Command(c.opts.Binary, c.Args(d)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own process group: Ctrl-C in a terminal reaches only us, and we
-	// stop the DCs in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start %s: %w", name, err)
