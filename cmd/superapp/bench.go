@@ -14,18 +14,23 @@ import (
 
 // benchCmd measures a feature on three local DCs.
 func benchCmd(args []string) error {
-	if len(args) == 0 || (args[0] != "chat" && args[0] != "pay" && args[0] != "rebuild" && args[0] != "rides") {
+	if len(args) == 0 {
 		return fmt.Errorf("usage: superapp bench chat|pay|rebuild|rides [flags]")
 	}
-	if args[0] == "rides" {
+	switch args[0] {
+	case "chat":
+		return benchChat(args[1:])
+	case "pay":
+		return benchPay(args[1:])
+	case "rebuild":
+		return benchRebuild(args[1:])
+	case "rides":
 		return benchRides(args[1:])
 	}
-	if args[0] == "pay" {
-		return benchPay(args[1:])
-	}
-	if args[0] == "rebuild" {
-		return benchRebuild(args[1:])
-	}
+	return fmt.Errorf("usage: superapp bench chat|pay|rebuild|rides [flags]")
+}
+
+func benchChat(args []string) error {
 	fs := flag.NewFlagSet("bench chat", flag.ContinueOnError)
 	o := bench.ChatOptions{Out: os.Stdout}
 	fs.IntVar(&o.Users, "users", 40, "users, in one-to-one pairs (sign-ups are rate limited per address: at most 20 per DC at once)")
@@ -34,24 +39,13 @@ func benchCmd(args []string) error {
 	fs.IntVar(&o.Rate, "rate", 1000, "offered messages/s in the latency run")
 	fs.IntVar(&o.Conns, "conns", 5000, "idle WebSocket connections to open to one node")
 	keep := fs.Bool("keep", false, "keep the DCs' data directory")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	bin, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "superapp-bench-")
-	if err != nil {
-		return err
-	}
-	if !*keep {
-		defer os.RemoveAll(dir)
-	}
-	o.Binary, o.Dir = bin, dir
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return bench.Chat(ctx, o)
+	return runBench(*keep, func(ctx context.Context, bin, dir string) error {
+		o.Binary, o.Dir = bin, dir
+		return bench.Chat(ctx, o)
+	})
 }
 
 func benchPay(args []string) error {
@@ -67,19 +61,10 @@ func benchPay(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	bin, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "superapp-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	o.Binary, o.Dir = bin, dir
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return bench.Pay(ctx, o)
+	return runBench(false, func(ctx context.Context, bin, dir string) error {
+		o.Binary, o.Dir = bin, dir
+		return bench.Pay(ctx, o)
+	})
 }
 
 func benchRebuild(args []string) error {
@@ -89,19 +74,10 @@ func benchRebuild(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	bin, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "superapp-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	o.Binary, o.Dir = bin, dir
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return bench.Rebuild(ctx, o)
+	return runBench(false, func(ctx context.Context, bin, dir string) error {
+		o.Binary, o.Dir = bin, dir
+		return bench.Rebuild(ctx, o)
+	})
 }
 
 func benchRides(args []string) error {
@@ -117,13 +93,28 @@ func benchRides(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	return runBench(false, func(ctx context.Context, _, dir string) error {
+		o.Dir = dir
+		return bench.Rides(ctx, o)
+	})
+}
+
+// runBench runs a benchmark with this executable (to start DCs from), a
+// fresh data directory (removed afterwards unless keep) and a context that
+// Ctrl-C ends.
+func runBench(keep bool, run func(ctx context.Context, bin, dir string) error) error {
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp("", "superapp-bench-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	o.Dir = dir
+	if !keep {
+		defer os.RemoveAll(dir)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return bench.Rides(ctx, o)
+	return run(ctx, bin, dir)
 }
