@@ -15,12 +15,15 @@ import (
 
 	"superapp/internal/apperr"
 	"superapp/internal/cmdlog"
+	"superapp/internal/store"
 )
 
 // Config configures a Service.
 type Config struct {
 	Log cmdlog.Appender
-	Now func() time.Time
+	// Store keeps the read model (the node's state store).
+	Store *store.DB
+	Now   func() time.Time
 	// UserExists tells whether an account exists (from identity).
 	UserExists func(userID string) bool
 	// Blocked tells whether either user blocked the other (from social).
@@ -49,7 +52,8 @@ func New(cfg Config) *Service {
 		cfg.Logger = slog.Default()
 	}
 	st := NewState()
-	m := cmdlog.NewMachine(Stream, st.Apply, cfg.Logger)
+	m := cmdlog.NewMachine(Stream, cfg.Store.Space(Stream), st.Apply, cfg.Logger)
+	m.SetVolatile() // state still in memory: replayed from the first entry
 	return &Service{
 		state:   st,
 		machine: m,

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"superapp/internal/apperr"
+	"superapp/internal/store"
 )
 
 // Envelope is one command in a feature's stream.
@@ -69,44 +70,122 @@ func (o Outcome) final() bool { return o.Err == nil || o.Err.Code == apperr.Inte
 type ApplyFunc func(seq uint64, e *Envelope) (any, *apperr.Error)
 
 // Machine applies a stream's commands in order and remembers the outcome of
-// every command id. It is safe for concurrent use.
+// every command id. Its state lives in the node's store: each entry's
+// writes, the outcomes of its commands and the entry's position go in one
+// batch, so a node that restarts resumes at the next entry. It is safe for
+// concurrent use; only one goroutine applies.
 type Machine struct {
 	name  string
 	apply ApplyFunc
 	log   *slog.Logger
+	space *store.Space
+	// load fills what the feature keeps in memory from the store, once it
+	// is restored and before the first entry is applied.
+	load func()
+	// volatile: the feature keeps its state in memory only, so its space
+	// is dropped at start and the stream applied from its first entry.
+	volatile bool
+
+	// applying serializes Apply: one entry's batch at a time.
+	applying sync.Mutex
 
 	mu       sync.Mutex
 	applied  uint64
-	target   uint64 // stream tail when following started; ready once applied >= target
+	target   uint64 // stream tail when following began; ready once applied >= target
 	targeted bool   // target is known
 	pending  uint64 // messages still behind the last one applied, as the server reported
 	stalled  bool   // the follower saw no progress while behind the stream's tail
-	outcomes map[string]Outcome
+	broken   error  // the store failed under an entry: nothing more is applied
 	changed  chan struct{}
 	// digest chains every applied entry with its outcome: two nodes at the
 	// same position with the same digest applied the same log the same way.
 	digest [sha256.Size]byte
 }
 
-// NewMachine returns a machine named after its stream.
-func NewMachine(name string, apply ApplyFunc, log *slog.Logger) *Machine {
-	return &Machine{name: name, apply: apply, log: log, outcomes: map[string]Outcome{}, changed: make(chan struct{})}
+// NewMachine returns a machine named after its stream, keeping its state
+// in space.
+func NewMachine(name string, space *store.Space, apply ApplyFunc, log *slog.Logger) *Machine {
+	return &Machine{name: name, space: space, apply: apply, log: log, changed: make(chan struct{})}
 }
 
 // Name is the stream the machine follows.
 func (m *Machine) Name() string { return m.name }
 
+// Space is the part of the store the machine writes.
+func (m *Machine) Space() *store.Space { return m.space }
+
+// SetLoader sets the function that fills the feature's in-memory state
+// from the store when the machine is restored.
+func (m *Machine) SetLoader(load func()) { m.load = load }
+
+// SetVolatile marks a feature whose state is not (yet) kept in the store:
+// it is rebuilt from the stream's first entry at every start.
+func (m *Machine) SetVolatile() { m.volatile = true }
+
+// Volatile reports whether the machine replays its stream from the start.
+func (m *Machine) Volatile() bool { return m.volatile }
+
+// Restore sets the machine to the position its store holds (dropping a
+// volatile machine's space instead) and loads the feature's in-memory
+// state. Call it once, before the first Apply.
+func (m *Machine) Restore() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(store.Failure)
+			if !ok {
+				panic(r)
+			}
+			err = f
+		}
+	}()
+	if m.volatile {
+		if err := m.space.Drop(); err != nil {
+			return fmt.Errorf("%s: drop volatile state: %w", m.name, err)
+		}
+	}
+	p := m.space.Position()
+	m.mu.Lock()
+	m.applied, m.digest = p.Seq, p.Digest
+	m.mu.Unlock()
+	if m.load != nil {
+		m.load()
+	}
+	return nil
+}
+
+func outcomeKey(id string) string { return "_out/" + id }
+
 // Apply applies the stream entry at seq: one envelope, or a batch of them
 // (a JSON array) applied in order. Entries at or below the applied position
-// are ignored, so a consumer that redelivers cannot apply twice.
+// are ignored, so a consumer that redelivers cannot apply twice. When the
+// store fails under it, nothing of the entry is kept and the machine stops.
 func (m *Machine) Apply(seq uint64, data []byte, pending uint64) {
+	m.applying.Lock()
+	defer m.applying.Unlock()
 	m.mu.Lock()
-	if seq <= m.applied {
+	if seq <= m.applied || m.broken != nil {
 		m.mu.Unlock()
 		return
 	}
 	m.mu.Unlock()
 
+	tx := m.space.Begin()
+	committed := false
+	defer func() {
+		if committed {
+			return
+		}
+		tx.Abort()
+		if r := recover(); r != nil {
+			f, ok := r.(store.Failure)
+			if !ok {
+				panic(r)
+			}
+			m.mu.Lock()
+			m.broken = f
+			m.mu.Unlock()
+		}
+	}()
 	h := sha256.New()
 	h.Write(m.digest[:])
 	fmt.Fprintf(h, "%d:%d:", seq, len(data))
@@ -122,9 +201,8 @@ func (m *Machine) Apply(seq uint64, data []byte, pending uint64) {
 			continue
 		}
 		env.Cursor = CursorOf(seq, i)
-		m.mu.Lock()
-		prev, seen := m.outcomes[env.ID]
-		m.mu.Unlock()
+		var prev Outcome
+		seen := tx.GetJSON(outcomeKey(env.ID), &prev)
 		// A refused command had no effect, so it does not use up its id:
 		// the same id may come back, corrected, and be applied.
 		if seen && prev.final() {
@@ -143,17 +221,23 @@ func (m *Machine) Apply(seq uint64, data []byte, pending uint64) {
 		}
 		oj, _ := json.Marshal(o)
 		h.Write(oj)
-		m.mu.Lock()
-		m.outcomes[env.ID] = o
-		m.mu.Unlock()
+		tx.Set(outcomeKey(env.ID), oj)
 	}
+	var digest [sha256.Size]byte
+	h.Sum(digest[:0])
+	tx.SetPosition(store.Position{Seq: seq, Digest: digest})
+	// Readers of the outcome wait on applied: it moves only after the
+	// commit, so no one sees the position before the state.
+	tx.Commit()
+	committed = true
 	m.mu.Lock()
-	h.Sum(m.digest[:0])
+	m.digest = digest
 	m.applied = seq
 	m.pending = pending
 	close(m.changed)
 	m.changed = make(chan struct{})
 	m.mu.Unlock()
+	tx.RunAfterCommit()
 }
 
 // decodeEntry decodes a stream entry: one envelope or an array of them.
@@ -174,6 +258,9 @@ func decodeEntry(data []byte) ([]Envelope, error) {
 func (m *Machine) safeApply(seq uint64, e *Envelope) (v any, aerr *apperr.Error) {
 	defer func() {
 		if r := recover(); r != nil {
+			if _, ok := r.(store.Failure); ok {
+				panic(r) // the store, not the command, failed: stop the entry
+			}
 			m.log.Error("apply panicked", "stream", m.name, "seq", seq, "kind", e.Kind, "panic", r)
 			v, aerr = nil, apperr.New(apperr.Internal, "internal error")
 		}
@@ -228,6 +315,9 @@ func (m *Machine) CaughtUp() (bool, string) {
 	if !m.targeted {
 		return false, fmt.Sprintf("%s: stream tail not known yet", m.name)
 	}
+	if m.broken != nil {
+		return false, fmt.Sprintf("%s: %v", m.name, m.broken)
+	}
 	if m.applied < m.target {
 		return false, fmt.Sprintf("%s: applied %d of %d", m.name, m.applied, m.target)
 	}
@@ -244,9 +334,8 @@ const maxPendingWhenReady = 1000
 
 // Outcome returns the outcome recorded for a command id.
 func (m *Machine) Outcome(id string) (Outcome, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	o, ok := m.outcomes[id]
+	var o Outcome
+	ok := m.space.GetJSON(outcomeKey(id), &o)
 	return o, ok
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"superapp/internal/apperr"
+	"superapp/internal/store/storetest"
 )
 
 // memLog is an in-memory stream that applies each entry to a machine, the
@@ -52,15 +53,15 @@ func (c *counter) apply(_ uint64, e *Envelope) (any, *apperr.Error) {
 	return map[string]int{"count": c.n[in.Key]}, nil
 }
 
-func newTestSubmitter() (*Submitter, *counter, *memLog) {
+func newTestSubmitter(t testing.TB) (*Submitter, *counter, *memLog) {
 	c := &counter{n: map[string]int{}}
-	m := NewMachine("TEST", c.apply, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := NewMachine("TEST", storetest.Space(t, "TEST"), c.apply, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	l := &memLog{m: m}
 	return &Submitter{Log: l, Machine: m, Subject: "test", Now: time.Now}, c, l
 }
 
 func TestSubmitAppliesOnceAndReplays(t *testing.T) {
-	s, c, l := newTestSubmitter()
+	s, c, l := newTestSubmitter(t)
 	ctx := context.Background()
 	w := Write{ID: "u1/k1", Hash: "h"}
 	r1, err := s.Submit(ctx, w, "inc", "u1", map[string]string{"Key": "a"})
@@ -100,7 +101,7 @@ func TestSubmitAppliesOnceAndReplays(t *testing.T) {
 }
 
 func TestSubmitUnavailable(t *testing.T) {
-	s, c, l := newTestSubmitter()
+	s, c, l := newTestSubmitter(t)
 	l.fail = errors.New("no quorum")
 	_, err := s.Submit(context.Background(), Write{}, "inc", "u", map[string]string{"Key": "a"})
 	if e := apperr.From(err); e.Code != apperr.Unavailable || e.RetryAfter == 0 {
@@ -113,7 +114,7 @@ func TestSubmitUnavailable(t *testing.T) {
 
 func TestMachineOrderAndPanics(t *testing.T) {
 	var got []uint64
-	m := NewMachine("T", func(seq uint64, e *Envelope) (any, *apperr.Error) {
+	m := NewMachine("T", storetest.Space(t, "T"), func(seq uint64, e *Envelope) (any, *apperr.Error) {
 		got = append(got, seq)
 		if e.Kind == "boom" {
 			panic("bad apply")

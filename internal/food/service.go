@@ -17,11 +17,14 @@ import (
 	"superapp/internal/cmdlog"
 	"superapp/internal/ledger"
 	"superapp/internal/pay"
+	"superapp/internal/store"
 )
 
 // Config configures a Service.
 type Config struct {
 	Log cmdlog.Appender
+	// Store keeps the read model (the node's state store).
+	Store *store.DB
 	// Pay holds, splits and releases the users' money.
 	Pay *pay.Service
 	// DC is this node's data center: the home of the orders it takes.
@@ -70,7 +73,8 @@ func New(cfg Config) *Service {
 		cfg.ScanInterval = time.Second
 	}
 	st := NewState()
-	m := cmdlog.NewMachine(Stream, st.Apply, cfg.Logger)
+	m := cmdlog.NewMachine(Stream, cfg.Store.Space(Stream), st.Apply, cfg.Logger)
+	m.SetVolatile() // state still in memory: replayed from the first entry
 	s := &Service{cfg: cfg, log: cfg.Logger.With("feature", "food"), state: st, machine: m, pay: cfg.Pay,
 		sub: &cmdlog.Submitter{Log: cfg.Log, Machine: m, Subject: "food", Now: cfg.Now}}
 	s.settle = newSettler(s)

@@ -14,6 +14,7 @@ import (
 
 	"superapp/internal/apperr"
 	"superapp/internal/cmdlog"
+	"superapp/internal/store"
 )
 
 // Stream is the name of the identity stream.
@@ -21,7 +22,9 @@ const Stream = "IDENTITY"
 
 // Config configures a Service.
 type Config struct {
-	Log    cmdlog.Appender
+	Log cmdlog.Appender
+	// Store keeps the read model (the node's state store).
+	Store  *store.DB
 	Secret []byte // cluster secret; seals the token keys
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -61,7 +64,8 @@ func New(cfg Config) *Service {
 		cfg.AccessTTL = 15 * time.Minute
 	}
 	st := NewState()
-	m := cmdlog.NewMachine(Stream, st.Apply, cfg.Logger)
+	m := cmdlog.NewMachine(Stream, cfg.Store.Space(Stream), st.Apply, cfg.Logger)
+	m.SetVolatile() // state still in memory: replayed from the first entry
 	return &Service{
 		state:        st,
 		machine:      m,

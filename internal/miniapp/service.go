@@ -19,6 +19,7 @@ import (
 	"superapp/internal/ledger"
 	"superapp/internal/oauth"
 	"superapp/internal/pay"
+	"superapp/internal/store"
 )
 
 // DefaultRequestTTL is how long a user has to decide on a pay request.
@@ -32,7 +33,9 @@ const (
 
 // Config configures a Service.
 type Config struct {
-	Log    cmdlog.Appender
+	Log cmdlog.Appender
+	// Store keeps the read model (the node's state store).
+	Store  *store.DB
 	OAuth  *oauth.Service
 	Pay    *pay.Service
 	Chat   *chat.Service
@@ -68,7 +71,8 @@ func New(cfg Config) *Service {
 	}
 	cfg.Retry = cfg.Retry.WithDefaults()
 	st := NewState()
-	m := cmdlog.NewMachine(Stream, st.Apply, cfg.Logger)
+	m := cmdlog.NewMachine(Stream, cfg.Store.Space(Stream), st.Apply, cfg.Logger)
+	m.SetVolatile() // state still in memory: replayed from the first entry
 	s := &Service{cfg: cfg, state: st, machine: m, now: cfg.Now, log: cfg.Logger,
 		sub: &cmdlog.Submitter{Log: cfg.Log, Machine: m, Subject: "miniapp", Now: cfg.Now}}
 	s.w = newWorker(s)

@@ -41,6 +41,7 @@ import (
 	"superapp/internal/pay"
 	"superapp/internal/rides"
 	"superapp/internal/social"
+	"superapp/internal/store"
 )
 
 // Config configures a node.
@@ -66,6 +67,9 @@ type Config struct {
 	// WebhookLoopback lets webhooks go to loopback URLs: for development
 	// only (otherwise a mini-app could reach services of the node's host).
 	WebhookLoopback bool
+	// CacheSize bounds the state store's block cache in bytes (0: the
+	// store's default).
+	CacheSize int64
 	Logger          *slog.Logger
 	Now             func() time.Time
 }
@@ -76,6 +80,7 @@ type Node struct {
 	log *slog.Logger
 
 	eng      *engine.Engine
+	db       *store.DB
 	identity *identity.Service
 	social   *social.Service
 	chat     *chat.Service
@@ -142,12 +147,18 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.eng = eng
-	n.identity = identity.New(identity.Config{Log: eng, Secret: []byte(ec.ClusterSecret), Now: cfg.Now, Logger: cfg.Logger})
-	n.social = social.New(social.Config{Log: eng, Now: cfg.Now, Logger: cfg.Logger, UserExists: func(id string) bool {
+	db, err := store.Open(filepath.Join(ec.DataDir, "state"), store.Options{CacheSize: cfg.CacheSize, Logger: cfg.Logger})
+	if err != nil {
+		eng.Close()
+		return nil, err
+	}
+	n.db = db
+	n.identity = identity.New(identity.Config{Log: eng, Store: db, Secret: []byte(ec.ClusterSecret), Now: cfg.Now, Logger: cfg.Logger})
+	n.social = social.New(social.Config{Log: eng, Store: db, Now: cfg.Now, Logger: cfg.Logger, UserExists: func(id string) bool {
 		_, ok := n.identity.State().User(id)
 		return ok
 	}})
-	n.chat = chat.New(chat.Config{Log: eng, Now: cfg.Now, Logger: cfg.Logger,
+	n.chat = chat.New(chat.Config{Log: eng, Store: db, Now: cfg.Now, Logger: cfg.Logger,
 		UserExists: func(id string) bool {
 			_, ok := n.identity.State().User(id)
 			return ok
@@ -160,9 +171,9 @@ func New(cfg Config) (*Node, error) {
 	if rail == nil {
 		rail = pay.NewSimulatedBank(100_000_000)
 	}
-	n.pay = pay.New(pay.Config{Log: eng, Now: cfg.Now, Logger: cfg.Logger, Rail: rail, DC: ec.DC})
-	n.rides = rides.New(rides.Config{Log: eng, Pay: n.pay, DC: ec.DC, Secret: []byte(ec.ClusterSecret), Signals: eng, Now: cfg.Now, Logger: cfg.Logger})
-	n.oauth = oauth.New(oauth.Config{Log: eng, Secret: []byte(ec.ClusterSecret), Now: cfg.Now, Logger: cfg.Logger})
+	n.pay = pay.New(pay.Config{Log: eng, Store: db, Now: cfg.Now, Logger: cfg.Logger, Rail: rail, DC: ec.DC})
+	n.rides = rides.New(rides.Config{Log: eng, Store: db, Pay: n.pay, DC: ec.DC, Secret: []byte(ec.ClusterSecret), Signals: eng, Now: cfg.Now, Logger: cfg.Logger})
+	n.oauth = oauth.New(oauth.Config{Log: eng, Store: db, Secret: []byte(ec.ClusterSecret), Now: cfg.Now, Logger: cfg.Logger})
 	n.machines = []*cmdlog.Machine{n.identity.Machine(), n.social.Machine(), n.chat.Machine(), n.pay.Machine()}
 	byName := map[string]*cmdlog.Machine{}
 	for _, m := range n.machines {
@@ -171,16 +182,17 @@ func New(cfg Config) (*Node, error) {
 	fpKey, err := hkdf.Key(sha256.New, []byte(ec.ClusterSecret), nil, "superapp idempotency fingerprint v1", 32)
 	if err != nil {
 		eng.Close()
+		_ = db.Close()
 		return nil, err
 	}
 	n.machines = append(n.machines, n.oauth.Machine())
 	byName[n.oauth.Machine().Name()] = n.oauth.Machine()
 	n.machines = append(n.machines, n.rides.Machine())
 	byName[n.rides.Machine().Name()] = n.rides.Machine()
-	n.food = food.New(food.Config{Log: eng, Pay: n.pay, DC: ec.DC, Secret: []byte(ec.ClusterSecret), Now: cfg.Now, Logger: cfg.Logger})
+	n.food = food.New(food.Config{Log: eng, Store: db, Pay: n.pay, DC: ec.DC, Secret: []byte(ec.ClusterSecret), Now: cfg.Now, Logger: cfg.Logger})
 	n.machines = append(n.machines, n.food.Machine())
 	byName[n.food.Machine().Name()] = n.food.Machine()
-	n.miniapp = miniapp.New(miniapp.Config{Log: eng, OAuth: n.oauth, Pay: n.pay, Chat: n.chat, DC: ec.DC, Now: cfg.Now,
+	n.miniapp = miniapp.New(miniapp.Config{Log: eng, Store: db, OAuth: n.oauth, Pay: n.pay, Chat: n.chat, DC: ec.DC, Now: cfg.Now,
 		Logger: cfg.Logger, Retry: cfg.Webhooks, Sender: webhookhttp.New(cfg.Webhooks.WithDefaults().Timeout, cfg.WebhookLoopback)})
 	n.machines = append(n.machines, n.miniapp.Machine())
 	byName[n.miniapp.Machine().Name()] = n.miniapp.Machine()
@@ -193,6 +205,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	if err != nil {
 		eng.Close()
+		_ = db.Close()
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
@@ -222,11 +235,13 @@ func New(cfg Config) (*Node, error) {
 		}
 	}); err != nil {
 		eng.Close()
+		_ = db.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		eng.Close()
+		_ = db.Close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
 	n.ln = ln
@@ -386,6 +401,14 @@ func (n *Node) start(ctx context.Context) error {
 		}
 	}
 	for _, m := range n.machines {
+		if err := m.Restore(); err != nil {
+			return fmt.Errorf("restore %s: %w", m.Name(), err)
+		}
+		if !m.Volatile() && m.Applied() > 0 {
+			n.log.Info("read model restored from the state store", "stream", m.Name(), "applied", m.Applied())
+		}
+	}
+	for _, m := range n.machines {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
@@ -518,4 +541,7 @@ func (n *Node) Close() {
 	n.oauth.Close()
 	n.eng.Close()
 	n.wg.Wait()
+	if err := n.db.Close(); err != nil {
+		n.log.Warn("close state store", "err", err)
+	}
 }

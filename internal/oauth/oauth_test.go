@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"superapp/internal/apperr"
+	"superapp/internal/store/storetest"
 	"superapp/internal/cmdlog"
 	"superapp/internal/oauth"
 )
@@ -55,7 +56,7 @@ func nodes(t *testing.T, n int) ([]*oauth.Service, *clock) {
 	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	var out []*oauth.Service
 	for range n {
-		s := oauth.New(oauth.Config{Log: log, Secret: []byte("cluster-secret"), Now: clk.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		s := oauth.New(oauth.Config{Log: log, Store: storetest.Open(t), Secret: []byte("cluster-secret"), Now: clk.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		t.Cleanup(s.Close)
 		log.machines = append(log.machines, s.Machine())
 		out = append(out, s)

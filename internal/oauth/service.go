@@ -18,6 +18,7 @@ import (
 
 	"superapp/internal/apperr"
 	"superapp/internal/cmdlog"
+	"superapp/internal/store"
 )
 
 // ReplayWindow is how long the same authorization code or refresh token,
@@ -29,7 +30,9 @@ const ReplayWindow = time.Minute
 
 // Config configures a Service.
 type Config struct {
-	Log    cmdlog.Appender
+	Log cmdlog.Appender
+	// Store keeps the read model (the node's state store).
+	Store  *store.DB
 	Secret []byte // cluster secret; seals the keys
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -56,7 +59,8 @@ func New(cfg Config) *Service {
 		cfg.Logger = slog.Default()
 	}
 	st := NewState()
-	m := cmdlog.NewMachine(Stream, st.Apply, cfg.Logger)
+	m := cmdlog.NewMachine(Stream, cfg.Store.Space(Stream), st.Apply, cfg.Logger)
+	m.SetVolatile() // state still in memory: replayed from the first entry
 	return &Service{
 		state:   st,
 		machine: m,

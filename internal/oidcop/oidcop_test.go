@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"superapp/internal/identity"
+	"superapp/internal/store/storetest"
 	"superapp/internal/oauth"
 )
 
@@ -28,7 +29,7 @@ func (downLog) Append(context.Context, string, string, []byte) (uint64, error) {
 func newProvider(t *testing.T) *Provider {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := oauth.New(oauth.Config{Log: downLog{}, Secret: []byte("s"), Logger: quiet})
+	svc := oauth.New(oauth.Config{Log: downLog{}, Store: storetest.Open(t), Secret: []byte("s"), Logger: quiet})
 	t.Cleanup(svc.Close)
 	p, err := New(Config{OAuth: svc, Users: identity.NewState(), Issuer: func() string { return "https://id.example.com/oidc/" }, Logger: quiet})
 	if err != nil {

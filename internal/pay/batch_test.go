@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"superapp/internal/cmdlog"
+	"superapp/internal/store/storetest"
 	"superapp/internal/ledger"
 )
 
@@ -42,8 +43,8 @@ func packed(tb testing.TB, b Batch) []byte {
 	return p
 }
 
-func newMachine(st *State) *cmdlog.Machine {
-	return cmdlog.NewMachine(Stream, st.Apply, slog.New(slog.NewTextHandler(io.Discard, nil)))
+func newMachine(t testing.TB, st *State) *cmdlog.Machine {
+	return cmdlog.NewMachine(Stream, storetest.Space(t, Stream), st.Apply, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 // TestBatchCommandForms applies the same batches as binary commands on two
@@ -68,7 +69,7 @@ func TestBatchCommandForms(t *testing.T) {
 	}
 	want := [][]string{{"ok", "ok"}, {"ok", "ok", "linked_event_failed", "exceeds_credits", "ok"}, {"exists", "exists", "exists_with_different_fields"}}
 	nodes := []*State{NewState(), NewState(), NewState()}
-	machines := []*cmdlog.Machine{newMachine(nodes[0]), newMachine(nodes[1]), newMachine(nodes[2])}
+	machines := []*cmdlog.Machine{newMachine(t, nodes[0]), newMachine(t, nodes[1]), newMachine(t, nodes[2])}
 	at := time.Unix(1_800_000_000, 0)
 	for i, b := range batches {
 		bin := batchEntry(t, "b"+strconv.Itoa(i), at, packed(t, b))
@@ -132,7 +133,7 @@ func BenchmarkApplyBatch(b *testing.B) {
 			}
 			st.l.CreateAccounts(1, accs[:ledger.MaxBatch])
 			st.l.CreateAccounts(1, accs[ledger.MaxBatch:])
-			m := newMachine(st)
+			m := newMachine(b, st)
 			// Enough distinct batches that the timed ones are all new.
 			entries := make([][]byte, 64)
 			seq := 0
@@ -161,7 +162,7 @@ func BenchmarkApplyBatch(b *testing.B) {
 					st, n = NewState(), 0
 					st.l.CreateAccounts(1, accs[:ledger.MaxBatch])
 					st.l.CreateAccounts(1, accs[ledger.MaxBatch:])
-					m = newMachine(st)
+					m = newMachine(b, st)
 					b.StartTimer()
 				}
 				m.Apply(uint64(n+1), entries[n], 0)

@@ -30,6 +30,7 @@ import (
 	"superapp/internal/apperr"
 	"superapp/internal/cmdlog"
 	"superapp/internal/ledger"
+	"superapp/internal/store"
 )
 
 // Stream is the name of the ledger stream.
@@ -489,6 +490,8 @@ func (s *State) Digest() string {
 // Config configures a Service.
 type Config struct {
 	Log cmdlog.Appender
+	// Store keeps the read model (the node's state store).
+	Store *store.DB
 	// Rail is the bank rail of top-ups and withdrawals (nil: top-ups are
 	// credited without one, withdrawals are unavailable).
 	Rail BankRail
@@ -517,7 +520,8 @@ func New(cfg Config) *Service {
 		cfg.Logger = slog.Default()
 	}
 	st := NewState()
-	m := cmdlog.NewMachine(Stream, st.Apply, cfg.Logger)
+	m := cmdlog.NewMachine(Stream, cfg.Store.Space(Stream), st.Apply, cfg.Logger)
+	m.SetVolatile() // state still in memory: replayed from the first entry
 	return &Service{state: st, machine: m, sub: &cmdlog.Submitter{Log: cfg.Log, Machine: m, Subject: "ledger", Now: cfg.Now}, rail: cfg.Rail,
 		dc: cfg.DC, log: cfg.Logger.With("component", "pay")}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"superapp/internal/apperr"
+	"superapp/internal/store/storetest"
 	"superapp/internal/cmdlog"
 	"superapp/internal/ledger"
 )
@@ -376,7 +377,7 @@ func TestDeterministic(t *testing.T) {
 	var views []string
 	for range 2 {
 		st := NewState()
-		m := cmdlog.NewMachine(Stream, st.Apply, log)
+		m := cmdlog.NewMachine(Stream, storetest.Space(t, Stream), st.Apply, log)
 		for i, e := range entries {
 			m.Apply(uint64(i+1), e, 0)
 		}

@@ -16,6 +16,7 @@ import (
 	"superapp/internal/cmdlog"
 	"superapp/internal/ledger"
 	"superapp/internal/pay"
+	"superapp/internal/store"
 )
 
 // Signals carries ephemeral messages between nodes (driver locations):
@@ -28,6 +29,8 @@ type Signals interface {
 // Config configures a Service.
 type Config struct {
 	Log cmdlog.Appender
+	// Store keeps the read model (the node's state store).
+	Store *store.DB
 	// Pay holds, captures and releases the riders' money.
 	Pay *pay.Service
 	// DC is this node's data center: the home of the rides it takes.
@@ -112,7 +115,8 @@ type Service struct {
 func New(cfg Config) *Service {
 	cfg.defaults()
 	st := NewState()
-	m := cmdlog.NewMachine(Stream, st.Apply, cfg.Logger)
+	m := cmdlog.NewMachine(Stream, cfg.Store.Space(Stream), st.Apply, cfg.Logger)
+	m.SetVolatile() // state still in memory: replayed from the first entry
 	s := &Service{cfg: cfg, log: cfg.Logger.With("feature", "rides"), state: st, machine: m, pay: cfg.Pay,
 		sub: &cmdlog.Submitter{Log: cfg.Log, Machine: m, Subject: "rides", Now: cfg.Now}}
 	s.loc = newLocations(s)

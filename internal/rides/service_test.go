@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"superapp/internal/apperr"
+	"superapp/internal/store/storetest"
 	"superapp/internal/cmdlog"
 	"superapp/internal/pay"
 )
@@ -92,9 +93,10 @@ func (c *cluster) node(dc string, start bool) *Service {
 
 func (c *cluster) nodeConfig(dc string, start bool, cfg Config) *Service {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p := pay.New(pay.Config{Log: c.led, Now: c.clock.Now, Logger: logger})
+	p := pay.New(pay.Config{Log: c.led, Store: storetest.Open(c.t), Now: c.clock.Now, Logger: logger})
 	cfg.Log, cfg.Pay, cfg.DC, cfg.Secret, cfg.Signals, cfg.Now, cfg.Logger = c.rides, p, dc, []byte("test secret"), c.sig, c.clock.Now, logger
 	cfg.ScanInterval = 5 * time.Millisecond
+	cfg.Store = storetest.Open(c.t)
 	s := New(cfg)
 	c.rides.mu.Lock()
 	c.rides.ms = append(c.rides.ms, s.Machine())

@@ -17,6 +17,7 @@ import (
 
 	"superapp/internal/apperr"
 	"superapp/internal/cmdlog"
+	"superapp/internal/store"
 )
 
 // Stream is the name of the social stream.
@@ -264,7 +265,9 @@ type Service struct {
 // Config configures a Service.
 type Config struct {
 	Log cmdlog.Appender
-	Now func() time.Time
+	// Store keeps the read model (the node's state store).
+	Store *store.DB
+	Now   func() time.Time
 	// UserExists tells whether an account exists (from identity).
 	UserExists func(userID string) bool
 	Logger     *slog.Logger
@@ -279,7 +282,8 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	m := cmdlog.NewMachine(Stream, st.Apply, cfg.Logger)
+	m := cmdlog.NewMachine(Stream, cfg.Store.Space(Stream), st.Apply, cfg.Logger)
+	m.SetVolatile() // state still in memory: replayed from the first entry
 	return &Service{
 		state:   st,
 		machine: m,
