@@ -102,11 +102,8 @@ func (db *DB) open() (string, error) {
 	why := ""
 	if mark, err := os.ReadFile(filepath.Join(db.dir, brokenMarker)); err == nil {
 		why = "state store found broken while running: " + string(bytes.TrimSpace(mark))
-	} else if _, err := os.Stat(filepath.Join(db.dir, "CURRENT")); errors.Is(err, os.ErrNotExist) {
+	} else if entries, _ := os.ReadDir(db.dir); len(entries) == 0 {
 		why = "no state store on disk"
-		if entries, _ := os.ReadDir(db.dir); len(entries) > 0 {
-			why = "state store incomplete (no CURRENT file)"
-		}
 	} else if p, cache, err := db.openPebble(); err != nil {
 		why = fmt.Sprintf("state store unreadable: %v", err)
 	} else if v, err := readFormat(p); err != nil {
@@ -117,7 +114,12 @@ func (db *DB) open() (string, error) {
 		why = fmt.Sprintf("state store written by format version %d, this binary writes %d", v, FormatVersion)
 		_ = p.Close()
 		cache.Unref()
+	} else if n, err := verify(p); err != nil {
+		why = fmt.Sprintf("state store corrupt: %v", err)
+		_ = p.Close()
+		cache.Unref()
 	} else {
+		db.log.Debug("state store verified", "keys", n)
 		db.p, db.cache = p, cache
 		return "", nil
 	}
@@ -127,6 +129,7 @@ func (db *DB) open() (string, error) {
 	if err := os.RemoveAll(db.dir); err != nil {
 		return "", fmt.Errorf("wipe state store: %w", err)
 	}
+	db.failed.Store(nil) // what verification found is gone with the files
 	p, cache, err := db.openPebble()
 	if err != nil {
 		return "", fmt.Errorf("create state store: %w", err)
@@ -143,9 +146,18 @@ func (db *DB) open() (string, error) {
 func (db *DB) openPebble() (*pebble.DB, interface{ Unref() }, error) {
 	cache := pebble.NewCache(db.opts.CacheSize)
 	opts := &pebble.Options{
-		Cache:        cache,
-		MemTableSize: 32 << 20,
-		Logger:       quietLogger{db},
+		// A directory that holds files but no store is broken, not new.
+		ErrorIfNotExists: db.existing(),
+		Cache:            cache,
+		MemTableSize:     32 << 20,
+		Logger:           quietLogger{db},
+		EventListener: &pebble.EventListener{
+			// The read that found it fails too, and the caller stops;
+			// a compaction that found it must not end the process.
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				db.broken(fmt.Errorf("%s: %w", info.Path, info.Details))
+			},
+		},
 	}
 	p, err := pebble.Open(db.dir, opts)
 	if err != nil {
@@ -153,6 +165,32 @@ func (db *DB) openPebble() (*pebble.DB, interface{ Unref() }, error) {
 		return nil, nil, err
 	}
 	return p, cache, nil
+}
+
+// verify reads every key and value of the store, so that Pebble checks
+// the checksum of every block: a store with a flipped bit or a truncated
+// file is rebuilt before anything of it is served.
+func verify(p *pebble.DB) (int, error) {
+	it, err := p.NewIter(nil)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		_ = it.Value()
+		n++
+	}
+	if err := it.Error(); err != nil {
+		it.Close()
+		return n, err
+	}
+	return n, it.Close()
+}
+
+// existing reports whether the store's directory holds anything.
+func (db *DB) existing() bool {
+	entries, _ := os.ReadDir(db.dir)
+	return len(entries) > 0
 }
 
 func readFormat(p *pebble.DB) (uint64, error) {
@@ -202,6 +240,13 @@ func (f Failure) Error() string { return "state store failed: " + f.Err.Error() 
 // fail records a broken store and panics with Failure.
 func (db *DB) fail(what string, err error) {
 	err = fmt.Errorf("%s: %w", what, err)
+	db.broken(err)
+	panic(Failure{Err: err})
+}
+
+// broken records that the store is broken: once, with a marker file that
+// makes the next Open rebuild it.
+func (db *DB) broken(err error) {
 	if db.failed.CompareAndSwap(nil, &err) {
 		db.log.Error("state store broken: this node stops applying; it is rebuilt from the newest checkpoint and the log at the next start", "err", err)
 		if err := os.WriteFile(filepath.Join(db.dir, brokenMarker), []byte(err.Error()+"\n"), 0o600); err != nil {
@@ -211,7 +256,6 @@ func (db *DB) fail(what string, err error) {
 			go db.onFail(err)
 		}
 	}
-	panic(Failure{Err: err})
 }
 
 // brokenMarker is the file that makes the next Open rebuild the store.

@@ -1,0 +1,270 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func open(t *testing.T, dir string) *DB {
+	t.Helper()
+	db, err := Open(dir, Options{CacheSize: 4 << 20, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// fill writes n entries to stream's space, each with a value and its
+// position, and returns the value of the last key.
+func fill(t *testing.T, db *DB, stream string, n int) {
+	t.Helper()
+	s := db.Space(stream)
+	for i := 1; i <= n; i++ {
+		tx := s.Begin()
+		tx.Set(Key("msg", "c1", Seq(uint64(i))), []byte(strings.Repeat(fmt.Sprint(i%10), 100)))
+		tx.SetPosition(Position{Seq: uint64(i), Digest: [32]byte{byte(i)}})
+		tx.Commit()
+	}
+}
+
+func TestTxAtomicAndReadYourOwnWrites(t *testing.T) {
+	db := open(t, t.TempDir())
+	defer db.Close()
+	s := db.Space("CHAT")
+	tx := s.Begin()
+	tx.SetJSON("a", map[string]int{"n": 1})
+	var got map[string]int
+	if !tx.GetJSON("a", &got) || got["n"] != 1 {
+		t.Fatalf("batch does not see its own write: %v", got)
+	}
+	if _, ok := s.Get("a"); ok {
+		t.Fatal("uncommitted write visible outside the batch")
+	}
+	tx.Abort()
+	if _, ok := s.Get("a"); ok {
+		t.Fatal("aborted write kept")
+	}
+	ran := false
+	tx = s.Begin()
+	tx.Set("a", []byte("x"))
+	tx.AfterCommit(func() { ran = true })
+	tx.Commit()
+	if ran {
+		t.Fatal("after-commit hook ran before RunAfterCommit")
+	}
+	tx.RunAfterCommit()
+	if v, ok := s.Get("a"); !ok || string(v) != "x" || !ran {
+		t.Fatalf("committed write: %q %v, hook ran %v", v, ok, ran)
+	}
+	// Spaces do not see each other's keys.
+	if _, ok := db.Space("LEDGER").Get("a"); ok {
+		t.Fatal("space leak")
+	}
+}
+
+func TestScanOrderAndBounds(t *testing.T) {
+	db := open(t, t.TempDir())
+	defer db.Close()
+	s := db.Space("CHAT")
+	tx := s.Begin()
+	for _, seq := range []uint64{1, 2, 255, 256, 70000} {
+		tx.Set(Key("msg", "c1", Seq(seq)), []byte{1})
+	}
+	tx.Set(Key("msg", "c10", Seq(1)), []byte{1}) // another conversation: outside "msg/c1/"
+	tx.Commit()
+	collect := func(start string, reverse bool, limit int) []uint64 {
+		var out []uint64
+		s.Scan(Key("msg", "c1")+"/", start, reverse, func(k string, _ []byte) bool {
+			out = append(out, ParseSeq(k[len("msg/c1/"):]))
+			return len(out) < limit
+		})
+		return out
+	}
+	if got := fmt.Sprint(collect("", false, 10)); got != "[1 2 255 256 70000]" {
+		t.Fatalf("forward: %s", got)
+	}
+	if got := fmt.Sprint(collect("", true, 2)); got != "[70000 256]" {
+		t.Fatalf("backward: %s", got)
+	}
+	if got := fmt.Sprint(collect(Key("msg", "c1", Seq(255)), true, 10)); got != "[255 2 1]" {
+		t.Fatalf("backward from 255: %s", got)
+	}
+	if got := fmt.Sprint(collect(Key("msg", "c1", Seq(3)), false, 10)); got != "[255 256 70000]" {
+		t.Fatalf("forward from 3: %s", got)
+	}
+}
+
+func TestReopenKeepsPositionAndState(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir)
+	fill(t, db, "CHAT", 50)
+	db.Close()
+	db = open(t, dir)
+	defer db.Close()
+	if db.Rebuilt() != "" {
+		t.Fatalf("rebuilt a sound store: %s", db.Rebuilt())
+	}
+	if p := db.Space("CHAT").Position(); p.Seq != 50 || p.Digest[0] != 50 {
+		t.Fatalf("position after reopen: %+v", p)
+	}
+	if _, ok := db.Space("CHAT").Get(Key("msg", "c1", Seq(50))); !ok {
+		t.Fatal("state lost")
+	}
+}
+
+func TestBrokenStoresAreRebuilt(t *testing.T) {
+	cases := map[string]func(t *testing.T, dir string){
+		"flipped bytes in a table": func(t *testing.T, dir string) {
+			f := largestFile(t, dir, ".sst")
+			b, _ := os.ReadFile(f)
+			for i := len(b) / 3; i < len(b)/3+64; i++ {
+				b[i] ^= 0xff
+			}
+			os.WriteFile(f, b, 0o600)
+		},
+		"truncated table": func(t *testing.T, dir string) {
+			f := largestFile(t, dir, ".sst")
+			st, _ := os.Stat(f)
+			os.Truncate(f, st.Size()/2)
+		},
+		"missing manifest": func(t *testing.T, dir string) {
+			os.Remove(largestFile(t, dir, "MANIFEST-"))
+		},
+		"unknown format version": func(t *testing.T, dir string) {
+			p, err := pebble.Open(dir, &pebble.Options{Logger: discardLogger{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Set([]byte(formatKey), binary.BigEndian.AppendUint64(nil, FormatVersion+1), pebble.Sync)
+			p.Close()
+		},
+		"marked broken while running": func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, brokenMarker), []byte("checksum mismatch in 000005.sst\n"), 0o600)
+		},
+	}
+	for name, damage := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			db := open(t, dir)
+			fill(t, db, "CHAT", 2000)
+			db.mu.RLock()
+			if err := db.p.Flush(); err != nil { // into tables
+				t.Fatal(err)
+			}
+			db.mu.RUnlock()
+			db.Close()
+			damage(t, dir)
+			db = open(t, dir)
+			defer db.Close()
+			if db.Rebuilt() == "" || db.Failed() != nil {
+				t.Fatalf("a broken store was opened as if whole (rebuilt %q, failed %v)", db.Rebuilt(), db.Failed())
+			}
+			if p := db.Space("CHAT").Position(); p.Seq != 0 {
+				t.Fatalf("rebuilt store is not empty: %+v", p)
+			}
+			// And it is usable, and stays so across a restart.
+			fill(t, db, "CHAT", 3)
+			db.Close()
+			db = open(t, dir)
+			if db.Rebuilt() != "" || db.Space("CHAT").Position().Seq != 3 {
+				t.Fatalf("after rebuild and restart: %q %+v", db.Rebuilt(), db.Space("CHAT").Position())
+			}
+		})
+	}
+}
+
+func largestFile(t *testing.T, dir, contains string) string {
+	t.Helper()
+	entries, _ := os.ReadDir(dir)
+	best, size := "", int64(-1)
+	for _, e := range entries {
+		if !strings.Contains(e.Name(), contains) {
+			continue
+		}
+		if info, err := e.Info(); err == nil && info.Size() > size {
+			best, size = filepath.Join(dir, e.Name()), info.Size()
+		}
+	}
+	if best == "" {
+		t.Fatalf("no %s file in %s", contains, dir)
+	}
+	return best
+}
+
+func TestCheckpointRoundTrip(t *testing.T) {
+	src := open(t, t.TempDir())
+	defer src.Close()
+	fill(t, src, "CHAT", 300)
+	fill(t, src, "LEDGER", 7)
+	var buf bytes.Buffer
+	pos, err := src.WriteCheckpoint(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pos["CHAT"] != 300 || pos["LEDGER"] != 7 || len(pos) != 2 {
+		t.Fatalf("checkpoint positions: %v", pos)
+	}
+	// Writes after the checkpoint are not in it.
+	fill(t, src, "LEDGER", 9)
+
+	dst := open(t, t.TempDir())
+	defer dst.Close()
+	fill(t, dst, "CHAT", 1) // whatever was there is replaced
+	got, err := dst.LoadCheckpoint(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["CHAT"] != 300 || got["LEDGER"] != 7 {
+		t.Fatalf("loaded positions: %v", got)
+	}
+	if p := dst.Space("LEDGER").Position(); p.Seq != 7 {
+		t.Fatalf("ledger position: %+v", p)
+	}
+	if v, ok := dst.Space("CHAT").Get(Key("msg", "c1", Seq(123))); !ok || string(v) != strings.Repeat("3", 100) {
+		t.Fatalf("state in the checkpoint: %q %v", v, ok)
+	}
+	// A damaged checkpoint is refused and leaves a usable store.
+	bad := bytes.Clone(buf.Bytes())
+	bad = bad[:len(bad)/2]
+	if _, err := dst.LoadCheckpoint(bytes.NewReader(bad)); err == nil {
+		t.Fatal("a truncated checkpoint was loaded")
+	}
+	if p := dst.Space("LEDGER").Position(); p.Seq != 7 {
+		t.Fatalf("store after a refused checkpoint: %+v", p)
+	}
+}
+
+func TestFailureStopsAndMarks(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir)
+	failed := make(chan error, 1)
+	db.OnFailure(func(err error) { failed <- err })
+	func() {
+		defer func() {
+			if _, ok := recover().(Failure); !ok {
+				t.Fatal("no Failure panic")
+			}
+		}()
+		db.fail("get x", fmt.Errorf("pebble/table: checksum mismatch"))
+	}()
+	if db.Failed() == nil || <-failed == nil {
+		t.Fatal("failure not recorded")
+	}
+	db.Close()
+	db = open(t, dir)
+	defer db.Close()
+	if !strings.Contains(db.Rebuilt(), "checksum mismatch") {
+		t.Fatalf("rebuilt: %q", db.Rebuilt())
+	}
+}
