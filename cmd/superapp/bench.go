@@ -15,7 +15,7 @@ import (
 // benchCmd measures a feature on three local DCs.
 func benchCmd(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: superapp bench chat|pay|rebuild|rides [flags]")
+		return fmt.Errorf("usage: superapp bench chat|pay|rebuild|rides|state [flags]")
 	}
 	switch args[0] {
 	case "chat":
@@ -26,8 +26,10 @@ func benchCmd(args []string) error {
 		return benchRebuild(args[1:])
 	case "rides":
 		return benchRides(args[1:])
+	case "state":
+		return benchState(args[1:])
 	}
-	return fmt.Errorf("usage: superapp bench chat|pay|rebuild|rides [flags]")
+	return fmt.Errorf("usage: superapp bench chat|pay|rebuild|rides|state [flags]")
 }
 
 func benchChat(args []string) error {
@@ -77,6 +79,26 @@ func benchRebuild(args []string) error {
 	return runBench(false, func(ctx context.Context, bin, dir string) error {
 		o.Binary, o.Dir = bin, dir
 		return bench.Rebuild(ctx, o)
+	})
+}
+
+func benchState(args []string) error {
+	fs := flag.NewFlagSet("bench state", flag.ContinueOnError)
+	o := bench.StateOptions{Out: os.Stdout}
+	fs.IntVar(&o.Messages, "messages", 1_000_000, "chat messages written (N); memory is measured after N/4 and N")
+	fs.IntVar(&o.Transfers, "transfers", 0, "ledger transfers written along with them (default: N/10)")
+	fs.DurationVar(&o.Retention, "log-retention", 5*time.Minute, "every DC's --log-retention; the run waits for the streams to be trimmed and rebuilds a wiped DC (0: skip that step)")
+	fs.StringVar(&o.CacheSize, "cache-size", "", "every DC's --cache-size (default: theirs)")
+	keep := fs.Bool("keep", false, "keep the DCs' data directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.Transfers == 0 {
+		o.Transfers = o.Messages / 10
+	}
+	return runBench(*keep, func(ctx context.Context, bin, dir string) error {
+		o.Binary, o.Dir = bin, dir
+		return bench.State(ctx, o)
 	})
 }
 

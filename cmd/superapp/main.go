@@ -13,6 +13,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/dustin/go-humanize"
 
 	"superapp/internal/node"
 )
@@ -66,10 +69,11 @@ func main() {
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var (
-		cfg      node.Config
-		peers    string
-		fsync    string
-		logLevel string
+		cfg       node.Config
+		peers     string
+		fsync     string
+		logLevel  string
+		cacheSize string
 	)
 	ec := &cfg.Engine
 	fs.StringVar(&ec.DC, "dc", "dc1", "name of this data center (dc1, dc2, dc3)")
@@ -91,6 +95,9 @@ func serve(args []string) error {
 	fs.StringVar(&ec.TLSCA, "tls-ca", "", "CA that signed the other nodes' certificates (enables mutual TLS on routes)")
 	fs.IntVar(&ec.Replicas, "replicas", 0, "stream replicas (0: 3 with --peers or --nats-url, else 1)")
 	fs.StringVar(&cfg.OpsToken, "ops-token", "", "bearer token for /metrics and /readyz details (default: loopback callers only)")
+	fs.StringVar(&cacheSize, "cache-size", "256MiB", "memory for the state store's block cache, e.g. 256MiB or 1GiB")
+	fs.DurationVar(&ec.LogRetention, "log-retention", 0, "trim stream entries older than this, e.g. 720h (0: keep everything); DCs rebuild from checkpoints")
+	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", node.DefaultCheckpointInterval, "how often this DC writes a checkpoint of its state store (at most a quarter of --log-retention)")
 	debug := fs.String("debug-listen", "", "serve Go's pprof profiles on this address (keep it on loopback)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -105,6 +112,14 @@ func serve(args []string) error {
 				ec.Peers = append(ec.Peers, p)
 			}
 		}
+	}
+	size, err := humanize.ParseBytes(cacheSize)
+	if err != nil || size < 8<<20 {
+		return fmt.Errorf("--cache-size %q: want a size of at least 8MiB, e.g. 256MiB", cacheSize)
+	}
+	cfg.CacheSize = int64(size)
+	if ec.LogRetention < 0 || (ec.LogRetention > 0 && ec.LogRetention < 10*time.Second) {
+		return fmt.Errorf("--log-retention %v: want 0 (keep everything) or at least 10s", ec.LogRetention)
 	}
 	switch fsync {
 	case "always":

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 
 	"superapp/client"
 	"superapp/internal/cluster"
-	"superapp/internal/cmdlog"
 	"superapp/internal/engine"
 )
 
@@ -71,32 +69,18 @@ func Rebuild(ctx context.Context, o RebuildOptions) error {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(256))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(publishWindow))
 	if err != nil {
 		return err
 	}
 	start := time.Now()
 	const perEntry = 512
-	var bytes int64
-	for n := 0; n < o.Messages; n += perEntry {
-		batch := make([]cmdlog.Envelope, 0, perEntry)
-		for i := n; i < min(n+perEntry, o.Messages); i++ {
-			conv := convIDs[i%convs]
-			id := "r" + strconv.Itoa(i)
-			data, _ := json.Marshal(map[string]any{"conversation_id": conv, "id": id, "text": "message number " + strconv.Itoa(i) + " of the rebuild benchmark"})
-			sender := ids[i%2]
-			batch = append(batch, cmdlog.Envelope{ID: "msg/" + conv + "/" + sender + "/" + id, Kind: "message.send", Actor: sender, At: time.Now().UTC(), Data: data})
-		}
-		entry, _ := json.Marshal(batch)
-		bytes += int64(len(entry))
-		if _, err := js.PublishAsync("chat.batch", entry); err != nil {
-			return err
-		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-ctx.Done():
-		return ctx.Err()
+	entries := (o.Messages + perEntry - 1) / perEntry
+	bytes, err := publishEntries(ctx, js, "chat.batch", run, entries, func(i int) []byte {
+		return chatBatch(i*perEntry, min((i+1)*perEntry, o.Messages), convIDs, ids)
+	})
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(out, "wrote %d messages (%d entries, %d MiB) to the CHAT stream in %v\n", o.Messages, (o.Messages+perEntry-1)/perEntry, bytes>>20, time.Since(start).Round(time.Millisecond))
 	// Every DC applies them.

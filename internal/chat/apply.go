@@ -8,6 +8,7 @@ import (
 
 	"superapp/internal/apperr"
 	"superapp/internal/cmdlog"
+	"superapp/internal/store"
 )
 
 // Command kinds in the CHAT stream.
@@ -60,17 +61,26 @@ type Created struct {
 	Existed bool `json:"existed"`
 }
 
-// Apply applies one CHAT command. It is deterministic.
+// Apply applies one CHAT command to the entry's batch. It is
+// deterministic. The command's events are written to its recipients'
+// feeds in the same batch and pushed live once the batch is committed.
 func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
-	s.mu.Lock()
+	s.tx.Tx = s.space.Tx()
+	tx := &s.tx
+	s.cache.begin(tx.Tx)
 	s.pending = s.pending[:0]
-	v, err := s.apply(seq, e)
-	deliveries, notify := slices.Clone(s.pending), s.notify
-	s.pending = s.pending[:0]
-	s.mu.Unlock()
-	if notify != nil && len(deliveries) > 0 {
-		notify(deliveries)
+	v, err := s.apply(tx, e)
+	if len(s.pending) > 0 {
+		writeFeeds(tx.Tx, e.Cursor, s.pending)
+		ds := slices.Clone(s.pending)
+		tx.AfterCommit(func() {
+			if fn := s.notifier(); fn != nil {
+				fn(ds)
+			}
+		})
 	}
+	clear(s.pending)
+	s.pending = s.pending[:0]
 	return v, err
 }
 
@@ -81,168 +91,186 @@ func decode(e *cmdlog.Envelope, v any) *apperr.Error {
 	return nil
 }
 
-func (s *State) apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
+func (s *State) apply(tx *batch, e *cmdlog.Envelope) (any, *apperr.Error) {
 	switch e.Kind {
 	case kindCreate:
 		var c createConv
 		if err := decode(e, &c); err != nil {
 			return nil, err
 		}
-		return s.create(seq, e, c)
+		return s.create(tx, e, c)
 	case kindSend:
 		var c sendCmd
 		if err := decode(e, &c); err != nil {
 			return nil, err
 		}
-		return s.send(seq, e, c)
+		return s.send(tx, e, c)
 	case kindRead, kindDelivered:
 		var c seqCmd
 		if err := decode(e, &c); err != nil {
 			return nil, err
 		}
-		return s.receipt(seq, e, c)
+		return s.receipt(tx, e, c)
 	case kindDelete:
 		var c seqCmd
 		if err := decode(e, &c); err != nil {
 			return nil, err
 		}
-		return s.deleteMessage(seq, e, c)
+		return s.deleteMessage(tx, e, c)
 	case kindAttach:
 		var c attachCmd
 		if err := decode(e, &c); err != nil {
 			return nil, err
 		}
-		return s.attach(e, c)
+		return s.attach(tx, e, c)
 	case kindAdd, kindRemove, kindRename, kindRole:
 		var c membersCmd
 		if err := decode(e, &c); err != nil {
 			return nil, err
 		}
-		return s.manage(seq, e, c)
+		return s.manage(tx, e, c)
 	}
 	return nil, apperr.New(apperr.Invalid, "unknown command %q", e.Kind)
 }
 
-func (s *State) create(seq uint64, e *cmdlog.Envelope, c createConv) (any, *apperr.Error) {
-	if old := s.convs[c.ConversationID]; old != nil {
-		if c.Kind == Direct {
-			if _, ok := old.members[e.Actor]; ok {
-				return Created{View: old.view(e.Actor), Existed: true}, nil
-			}
+func (s *State) create(tx *batch, e *cmdlog.Envelope, c createConv) (any, *apperr.Error) {
+	if old, ok := s.conv(tx, c.ConversationID); ok {
+		if c.Kind == Direct && s.roster(tx, old).find(e.Actor) >= 0 {
+			return Created{View: view(tx, c.ConversationID, e.Actor), Existed: true}, nil
 		}
 		return nil, apperr.New(apperr.Conflict, "conversation id in use")
 	}
-	conv := &Conversation{ID: c.ConversationID, Kind: c.Kind, Title: c.Title, CreatedAt: e.At, UpdatedAt: e.At,
-		members: map[string]*Member{}, byClient: map[string]uint64{}}
+	conv := &convRec{ID: c.ConversationID, Kind: c.Kind, Title: c.Title, CreatedAt: e.At, UpdatedAt: e.At}
 	role := "owner"
 	if c.Kind == Direct {
 		role = "member"
 	}
-	conv.addMember(e.Actor, role, e.At)
-	for _, u := range c.Members {
-		conv.addMember(u, "member", e.At)
+	r := make(roster, 0, 1+len(c.Members))
+	seen := make(map[string]bool, 1+len(c.Members)) // a membership test, never iterated
+	for i, u := range append([]string{e.Actor}, c.Members...) {
+		if seen[u] {
+			continue // the service names each member once; a set all the same
+		}
+		seen[u] = true
+		if i > 0 {
+			role = "member"
+		}
+		r = s.addMember(tx, conv, r, u, role, e.At)
 	}
-	s.convs[conv.ID] = conv
-	for _, u := range conv.order {
-		s.join(u, conv.ID)
-	}
-	everyone := slices.Clone(conv.order)
+	s.putRoster(tx, conv, r, r.ids()...)
+	everyone := r.ids()
 	s.emit(&Event{Cursor: e.Cursor, Type: EvJoined, ConversationID: conv.ID, At: e.At}, everyone)
 	if c.Kind == Group {
-		s.system(seq, e, conv, &System{Event: "created", Users: slices.Clone(conv.order), Title: c.Title})
+		s.system(tx, e, conv, everyone, &System{Event: "created", Users: slices.Clone(everyone), Title: c.Title})
 	}
-	return Created{View: conv.view(e.Actor)}, nil
+	s.putConv(tx, conv)
+	return Created{View: view(tx, conv.ID, e.Actor)}, nil
 }
 
-func (c *Conversation) addMember(user, role string, at time.Time) {
-	c.members[user] = &Member{UserID: user, Role: role, Joined: at, From: c.lastSeq(), Read: c.lastSeq(), Delivered: c.lastSeq()}
-	c.order = append(c.order, user)
+// addMember appends user to r and writes their receipts and place in
+// their list of conversations; the caller saves the roster (naming user
+// as changed) and conv.
+func (s *State) addMember(tx *batch, conv *convRec, r roster, user, role string, at time.Time) roster {
+	rc := receiptRec{Read: conv.Last, Delivered: conv.Last, Base: conv.Counted}
+	if conv.Kind != Group {
+		// In the record, in the members' order: a conversation that is
+		// not a group gets its members when it is created, all at once.
+		conv.Receipts = append(slices.Clip(conv.Receipts), rc)
+	} else {
+		tx.Set(receiptKey(conv.ID, user), rc.encode())
+	}
+	tx.SetBlind(joinedKey(user, conv.ID), nil) // only queries read it
+	return append(r, rosterEntry{User: user, memberRec: memberRec{Role: role, Joined: at, From: conv.Last}})
 }
 
-func (c *Conversation) removeMember(user string) {
-	delete(c.members, user)
-	c.order = slices.DeleteFunc(c.order, func(u string) bool { return u == user })
-}
-
-// system appends a system message and tells every member.
-func (s *State) system(seq uint64, e *cmdlog.Envelope, conv *Conversation, sys *System) *Message {
-	m := &Message{ConversationID: conv.ID, ID: "system-" + strconv.FormatUint(e.Cursor, 10), Seq: conv.lastSeq() + 1,
+// system appends a system message and tells the members (users); the
+// caller saves conv.
+func (s *State) system(tx *batch, e *cmdlog.Envelope, conv *convRec, users []string, sys *System) {
+	m := &Message{ConversationID: conv.ID, ID: "system-" + strconv.FormatUint(e.Cursor, 10), Seq: conv.Last + 1,
 		Sender: e.Actor, Kind: KindSystem, System: sys, SentAt: e.At}
-	conv.messages = append(conv.messages, m)
+	conv.Last = m.Seq
 	conv.UpdatedAt = e.At
-	s.emit(&Event{Cursor: e.Cursor, Type: EvMessage, ConversationID: conv.ID, Message: m, At: e.At}, slices.Clone(conv.order))
-	return m
+	tx.SetJSON(msgKey(conv.ID, m.Seq), m)
+	s.emit(&Event{Cursor: e.Cursor, Type: EvMessage, ConversationID: conv.ID, Message: m, At: e.At}, users)
 }
 
-// forMember returns the conversation if actor is a member.
-func (s *State) forMember(id, actor string) (*Conversation, *Member, *apperr.Error) {
-	conv := s.convs[id]
-	if conv == nil {
-		return nil, nil, apperr.New(ConversationNotFound, "no such conversation")
-	}
-	m := conv.members[actor]
-	if m == nil {
-		return nil, nil, apperr.New(NotMember, "you are not a member of this conversation")
-	}
-	return conv, m, nil
-}
-
-func (s *State) send(seq uint64, e *cmdlog.Envelope, c sendCmd) (any, *apperr.Error) {
-	conv, _, err := s.forMember(c.ConversationID, e.Actor)
+func (s *State) send(tx *batch, e *cmdlog.Envelope, c sendCmd) (any, *apperr.Error) {
+	conv, r, me, err := s.forMember(tx, c.ConversationID, e.Actor)
 	if err != nil {
 		return nil, err
 	}
-	key := e.Actor + "/" + c.ID
-	if at, ok := conv.byClient[key]; ok {
-		return *conv.messages[at-1], nil
+	ck := clientKey(conv.ID, e.Actor, c.ID)
+	// Is there a message with this client id already? Only a send can
+	// have stored one. A send named after its client id (sendID: the
+	// service names every send so) is applied once: the machine never
+	// applies a command id again after it succeeded. So when this command
+	// is so named, only a send named otherwise can have stored its client
+	// id, and the conversation's record says whether one ever stored a
+	// message (ForeignIDs). The client id is looked up only if it may be
+	// there: on a fresh send that read finds nothing, at the cost of a
+	// read of the store for every message.
+	named := isSendID(e.ID, conv.ID, e.Actor, c.ID)
+	if !named || conv.ForeignIDs {
+		if at, ok := tx.Get(ck); ok {
+			raw, _ := tx.Get(msgKey(conv.ID, store.ParseSeq(string(at))))
+			return json.RawMessage(raw), nil // the message as it is now
+		}
 	}
 	if c.ReplyTo > 0 {
-		if c.ReplyTo > conv.lastSeq() || c.ReplyTo <= conv.members[e.Actor].From {
+		if c.ReplyTo > conv.Last || c.ReplyTo <= me.From {
 			return nil, &apperr.Error{Code: apperr.Invalid, Field: "reply_to", Message: "no such message to reply to"}
 		}
 	}
 	var att *Attachment
 	if c.AttachmentID != "" {
-		a := conv.attachments[c.AttachmentID]
-		if a == nil || a.Uploader != e.Actor {
+		var a Attachment
+		if !tx.GetJSON(attKey(conv.ID, c.AttachmentID), &a) || a.Uploader != e.Actor {
 			return nil, &apperr.Error{Code: apperr.Invalid, Field: "attachment_id", Message: "upload the attachment to this conversation first"}
 		}
-		cp := *a
-		att = &cp
+		att = &a
 	}
 	kind := KindText
 	if c.Payment != nil {
-		if c.Payment.To != "" && conv.members[c.Payment.To] == nil {
+		if c.Payment.To != "" && r.find(c.Payment.To) < 0 {
 			return nil, &apperr.Error{Code: NotMember, Field: "to_user", Message: "the payee is not a member of this conversation"}
 		}
 		kind = KindPayment
 	}
-	m := &Message{ConversationID: conv.ID, ID: c.ID, Seq: conv.lastSeq() + 1, Sender: e.Actor, Kind: kind,
+	m := &Message{ConversationID: conv.ID, ID: c.ID, Seq: conv.Last + 1, Sender: e.Actor, Kind: kind,
 		Text: c.Text, ReplyTo: c.ReplyTo, Attachment: att, Payment: c.Payment, SentAt: e.At}
-	conv.messages = append(conv.messages, m)
-	conv.byClient[key] = m.Seq
+	conv.Last = m.Seq
+	conv.Counted++ // one more unread for every other member
 	conv.UpdatedAt = e.At
-	for _, u := range conv.order {
-		mb := conv.members[u]
-		if u == e.Actor {
-			mb.Read, mb.Delivered, mb.unread = m.Seq, m.Seq, 0
-		} else {
-			mb.unread++
-		}
+	if !named {
+		conv.ForeignIDs = true
 	}
-	s.emit(&Event{Cursor: e.Cursor, Type: EvMessage, ConversationID: conv.ID, Message: m, At: e.At}, slices.Clone(conv.order))
-	return *m, nil
+	// Encoded once: the stored message is also the outcome.
+	raw, jerr := json.Marshal(m)
+	if jerr != nil {
+		panic("chat: encode message: " + jerr.Error()) // only our own types
+	}
+	tx.Set(msgKey(conv.ID, m.Seq), raw)
+	tx.Set(ck, []byte(store.Seq(m.Seq)))
+	if att != nil {
+		tx.Set(attMsgKey(conv.ID, att.ID, m.Seq), nil)
+	}
+	// The sender has read everything up to their own message.
+	setReceipt(tx, conv, e.Actor, &receiptRec{Read: m.Seq, Delivered: m.Seq, Base: conv.Counted})
+	s.putConv(tx, conv)
+	s.emit(&Event{Cursor: e.Cursor, Type: EvMessage, ConversationID: conv.ID, Message: m, At: e.At}, r.ids())
+	return json.RawMessage(raw), nil
 }
 
-func (s *State) deleteMessage(seq uint64, e *cmdlog.Envelope, c seqCmd) (any, *apperr.Error) {
-	conv, me, err := s.forMember(c.ConversationID, e.Actor)
+func (s *State) deleteMessage(tx *batch, e *cmdlog.Envelope, c seqCmd) (any, *apperr.Error) {
+	conv, r, me, err := s.forMember(tx, c.ConversationID, e.Actor)
 	if err != nil {
 		return nil, err
 	}
-	if c.Seq == 0 || c.Seq > conv.lastSeq() || c.Seq <= me.From {
+	if c.Seq == 0 || c.Seq > conv.Last || c.Seq <= me.From {
 		return nil, apperr.New(MessageNotFound, "no such message")
 	}
-	m := conv.messages[c.Seq-1]
+	var m Message
+	tx.GetJSON(msgKey(conv.ID, c.Seq), &m)
 	if m.Kind != KindText || m.Sender != e.Actor {
 		return nil, apperr.New(NotSender, "only the sender can delete a message for everyone")
 	}
@@ -251,18 +279,26 @@ func (s *State) deleteMessage(seq uint64, e *cmdlog.Envelope, c seqCmd) (any, *a
 		m.DeletedAt, m.Text = &at, ""
 		if a := m.Attachment; a != nil {
 			m.Attachment = nil
-			if !conv.sharedAfter(a.ID, 0) {
-				delete(conv.attachments, a.ID) // no one may download it any more
+			tx.Delete(attMsgKey(conv.ID, a.ID, m.Seq))
+			if !sharedAfter(tx, conv.ID, a.ID, 0) {
+				tx.Delete(attKey(conv.ID, a.ID)) // no one may download it any more
 			}
 		}
-		for _, u := range conv.order {
-			if mb := conv.members[u]; u != m.Sender && mb.Read < m.Seq && mb.From < m.Seq {
-				mb.unread--
+		tx.SetJSON(msgKey(conv.ID, m.Seq), &m)
+		// It no longer counts for those who had not read it.
+		inRecord := false
+		for _, mb := range members(tx, conv, r) {
+			if mb.User != m.Sender && mb.Read < m.Seq && mb.From < m.Seq {
+				mb.Unread--
+				inRecord = setReceipt(tx, conv, mb.User, &mb.receiptRec) || inRecord
 			}
 		}
-		s.emit(&Event{Cursor: e.Cursor, Type: EvDeleted, ConversationID: conv.ID, Seq: m.Seq, At: e.At}, slices.Clone(conv.order))
+		if inRecord {
+			s.putConv(tx, conv)
+		}
+		s.emit(&Event{Cursor: e.Cursor, Type: EvDeleted, ConversationID: conv.ID, Seq: m.Seq, At: e.At}, r.ids())
 	}
-	return *m, nil
+	return m, nil
 }
 
 // Receipt is the outcome of a read or delivered receipt.
@@ -273,43 +309,37 @@ type Receipt struct {
 	Unread         int    `json:"unread"`
 }
 
-func (s *State) receipt(seq uint64, e *cmdlog.Envelope, c seqCmd) (any, *apperr.Error) {
-	conv, me, err := s.forMember(c.ConversationID, e.Actor)
+func (s *State) receipt(tx *batch, e *cmdlog.Envelope, c seqCmd) (any, *apperr.Error) {
+	conv, r, mr, err := s.forMember(tx, c.ConversationID, e.Actor)
 	if err != nil {
 		return nil, err
 	}
-	if c.Seq > conv.lastSeq() {
+	if c.Seq > conv.Last {
 		return nil, &apperr.Error{Code: apperr.Invalid, Field: "seq", Message: "seq is past the last message"}
 	}
-	others := slices.DeleteFunc(slices.Clone(conv.order), func(u string) bool { return u == e.Actor })
+	me := receiptOf(tx, conv, e.Actor)
+	others := func() []string {
+		return slices.DeleteFunc(r.ids(), func(u string) bool { return u == e.Actor })
+	}
 	switch {
 	case e.Kind == kindRead && c.Seq > me.Read:
 		me.Read = c.Seq
 		me.Delivered = max(me.Delivered, c.Seq)
-		me.unread = conv.unreadAfter(e.Actor, me.Read, me.From)
-		unread := me.unread
-		s.emit(&Event{Cursor: e.Cursor, Type: EvRead, ConversationID: conv.ID, UserID: e.Actor, Seq: c.Seq, At: e.At}, others)
+		me.Unread, me.Base = unreadAfter(tx, conv.ID, e.Actor, me.Read, mr.From), conv.Counted
+		s.putReceipt(tx, conv, e.Actor, me)
+		unread := me.Unread
+		s.emit(&Event{Cursor: e.Cursor, Type: EvRead, ConversationID: conv.ID, UserID: e.Actor, Seq: c.Seq, At: e.At}, others())
 		s.emit(&Event{Cursor: e.Cursor, Type: EvRead, ConversationID: conv.ID, UserID: e.Actor, Seq: c.Seq, Unread: &unread, At: e.At}, []string{e.Actor})
 	case e.Kind == kindDelivered && c.Seq > me.Delivered:
 		me.Delivered = c.Seq
-		s.emit(&Event{Cursor: e.Cursor, Type: EvDelivered, ConversationID: conv.ID, UserID: e.Actor, Seq: c.Seq, At: e.At}, others)
+		s.putReceipt(tx, conv, e.Actor, me)
+		s.emit(&Event{Cursor: e.Cursor, Type: EvDelivered, ConversationID: conv.ID, UserID: e.Actor, Seq: c.Seq, At: e.At}, others())
 	}
-	return Receipt{ConversationID: conv.ID, ReadSeq: me.Read, DeliveredSeq: me.Delivered, Unread: me.unread}, nil
+	return Receipt{ConversationID: conv.ID, ReadSeq: me.Read, DeliveredSeq: me.Delivered, Unread: me.unread(conv)}, nil
 }
 
-// unreadAfter counts the messages of others after seq that user can see.
-func (c *Conversation) unreadAfter(user string, seq, from uint64) int {
-	n := 0
-	for _, m := range c.messages[max(seq, from):] {
-		if m.Kind != KindSystem && m.Sender != user && m.DeletedAt == nil {
-			n++
-		}
-	}
-	return n
-}
-
-func (s *State) manage(seq uint64, e *cmdlog.Envelope, c membersCmd) (any, *apperr.Error) {
-	conv, me, err := s.forMember(c.ConversationID, e.Actor)
+func (s *State) manage(tx *batch, e *cmdlog.Envelope, c membersCmd) (any, *apperr.Error) {
+	conv, r, me, err := s.forMember(tx, c.ConversationID, e.Actor)
 	if err != nil {
 		return nil, err
 	}
@@ -323,27 +353,34 @@ func (s *State) manage(seq uint64, e *cmdlog.Envelope, c membersCmd) (any, *appe
 			return nil, apperr.New(NotAdmin, "only admins can add members")
 		}
 		var added []string
+		in := make(map[string]bool, len(r)+len(c.Users)) // a membership test, never iterated
+		for _, m := range r {
+			in[m.User] = true
+		}
 		for _, u := range c.Users {
-			if _, ok := conv.members[u]; !ok && !slices.Contains(added, u) {
+			if !in[u] {
+				in[u] = true
 				added = append(added, u)
 			}
 		}
-		if len(conv.order)+len(added) > MaxMembers {
+		if len(r)+len(added) > MaxMembers {
 			return nil, &apperr.Error{Code: TooManyMembers, Field: "users", Message: "a group has at most 1000 members"}
 		}
 		if len(added) > 0 {
+			r = slices.Clip(r) // appending must not write into the cached roster
 			for _, u := range added {
-				conv.addMember(u, "member", e.At)
-				s.join(u, conv.ID)
+				r = s.addMember(tx, conv, r, u, "member", e.At)
 			}
+			s.putRoster(tx, conv, r, added...)
 			s.emit(&Event{Cursor: e.Cursor, Type: EvJoined, ConversationID: conv.ID, At: e.At}, added)
-			s.system(seq, e, conv, &System{Event: "joined", Users: added})
+			s.system(tx, e, conv, r.ids(), &System{Event: "joined", Users: added})
 		}
 	case kindRemove:
-		target := conv.members[c.UserID]
-		if target == nil {
+		i := r.find(c.UserID)
+		if i < 0 {
 			return nil, &apperr.Error{Code: NotMember, Field: "user_id", Message: "that user is not a member"}
 		}
+		target := r[i]
 		leaving := c.UserID == e.Actor
 		if !leaving && (!isAdmin || target.Role == "owner" || (target.Role == "admin" && me.Role != "owner")) {
 			return nil, apperr.New(NotAdmin, "you may not remove this member")
@@ -352,41 +389,47 @@ func (s *State) manage(seq uint64, e *cmdlog.Envelope, c membersCmd) (any, *appe
 		if leaving {
 			event = "left"
 		}
-		s.system(seq, e, conv, &System{Event: event, Users: []string{c.UserID}})
-		conv.removeMember(c.UserID)
-		delete(s.joined[c.UserID], conv.ID)
+		s.system(tx, e, conv, r.ids(), &System{Event: event, Users: []string{c.UserID}})
+		r = r.without(c.UserID)
+		tx.Delete(memberKey(conv.ID, c.UserID))
+		tx.Delete(receiptKey(conv.ID, c.UserID))
+		tx.Delete(joinedKey(c.UserID, conv.ID))
 		s.emit(&Event{Cursor: e.Cursor, Type: EvLeft, ConversationID: conv.ID, UserID: c.UserID, At: e.At}, []string{c.UserID})
-		if target.Role == "owner" && len(conv.order) > 0 {
+		var heir []string
+		if target.Role == "owner" && len(r) > 0 {
 			// The oldest admin, else the oldest member, owns it now.
-			next := conv.order[0]
-			for _, u := range conv.order {
-				if conv.members[u].Role == "admin" {
-					next = u
-					break
-				}
+			next := 0
+			if j := slices.IndexFunc(r, func(m rosterEntry) bool { return m.Role == "admin" }); j >= 0 {
+				next = j
 			}
-			conv.members[next].Role = "owner"
+			r[next].Role = "owner"
+			heir = []string{r[next].User}
 		}
+		s.putRoster(tx, conv, r, heir...)
 	case kindRename:
 		if !isAdmin {
 			return nil, apperr.New(NotAdmin, "only admins can rename the conversation")
 		}
 		conv.Title = c.Title
-		s.emit(&Event{Cursor: e.Cursor, Type: EvRenamed, ConversationID: conv.ID, Title: c.Title, At: e.At}, slices.Clone(conv.order))
-		s.system(seq, e, conv, &System{Event: "renamed", Title: c.Title})
+		users := r.ids()
+		s.emit(&Event{Cursor: e.Cursor, Type: EvRenamed, ConversationID: conv.ID, Title: c.Title, At: e.At}, users)
+		s.system(tx, e, conv, users, &System{Event: "renamed", Title: c.Title})
 	case kindRole:
-		target := conv.members[c.UserID]
+		i := r.find(c.UserID)
 		if me.Role != "owner" {
 			return nil, apperr.New(NotAdmin, "only the owner can appoint admins")
 		}
-		if target == nil || target.Role == "owner" {
+		if i < 0 || r[i].Role == "owner" {
 			return nil, &apperr.Error{Code: NotMember, Field: "user_id", Message: "that user is not a member the owner can change"}
 		}
-		target.Role = "member"
+		r = slices.Clone(r)
+		r[i].Role = "member"
 		if c.Admin {
-			target.Role = "admin"
+			r[i].Role = "admin"
 		}
-		s.emit(&Event{Cursor: e.Cursor, Type: EvMembers, ConversationID: conv.ID, UserID: c.UserID, At: e.At}, slices.Clone(conv.order))
+		s.putRoster(tx, conv, r, c.UserID)
+		s.emit(&Event{Cursor: e.Cursor, Type: EvMembers, ConversationID: conv.ID, UserID: c.UserID, At: e.At}, r.ids())
 	}
-	return conv.view(e.Actor), nil
+	s.putConv(tx, conv)
+	return view(tx, conv.ID, e.Actor), nil
 }

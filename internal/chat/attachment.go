@@ -93,35 +93,23 @@ func cleanName(name string) (string, *apperr.Error) {
 	return name, nil
 }
 
-// sharedAfter reports whether a live message after seq carries attachment id.
-func (c *Conversation) sharedAfter(id string, seq uint64) bool {
-	for _, m := range c.messages[seq:] {
-		if m.Attachment != nil && m.Attachment.ID == id && m.DeletedAt == nil {
-			return true
-		}
-	}
-	return false
-}
-
 type attachCmd struct {
 	ConversationID string     `json:"conversation_id"`
 	Attachment     Attachment `json:"attachment"`
 }
 
-func (s *State) attach(e *cmdlog.Envelope, c attachCmd) (any, *apperr.Error) {
-	conv, _, err := s.forMember(c.ConversationID, e.Actor)
+func (s *State) attach(tx *batch, e *cmdlog.Envelope, c attachCmd) (any, *apperr.Error) {
+	conv, _, _, err := s.forMember(tx, c.ConversationID, e.Actor)
 	if err != nil {
 		return nil, err
 	}
 	a := c.Attachment
 	a.Uploader, a.UploadedAt = e.Actor, e.At
-	if conv.attachments == nil {
-		conv.attachments = map[string]*Attachment{}
+	var old Attachment
+	if tx.GetJSON(attKey(conv.ID, a.ID), &old) {
+		return old, nil
 	}
-	if old, ok := conv.attachments[a.ID]; ok {
-		return *old, nil
-	}
-	conv.attachments[a.ID] = &a
+	tx.SetJSON(attKey(conv.ID, a.ID), &a)
 	return a, nil
 }
 
@@ -173,18 +161,18 @@ func (s *Service) Upload(ctx context.Context, w cmdlog.Write, actor, convID, nam
 // Open returns an attachment's metadata and bytes, for members only.
 // Errors: conversation_not_found, not_member, not_found.
 func (s *Service) Open(ctx context.Context, actor, convID, id string) (Attachment, io.ReadCloser, error) {
-	s.state.mu.RLock()
-	conv, me, err := s.state.forMember(convID, actor)
+	r := s.state.snapshot()
+	defer r.Close()
+	_, me, err := forMember(r, convID, actor)
 	var a *Attachment
 	if err == nil {
-		a = conv.attachments[id]
+		var got Attachment
 		// Members see what was shared while they were members; the
 		// uploader sees their upload.
-		if a != nil && a.Uploader != actor && !conv.sharedAfter(id, me.From) {
-			a = nil
+		if r.GetJSON(attKey(convID, id), &got) && (got.Uploader == actor || sharedAfter(r, convID, id, me.From)) {
+			a = &got
 		}
 	}
-	s.state.mu.RUnlock()
 	if err != nil {
 		return Attachment{}, nil, err
 	}

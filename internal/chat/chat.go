@@ -5,14 +5,16 @@
 // stream, so every DC orders every conversation the same way.
 //
 // It must never let a non-member read or write a conversation, never store
-// a message twice for one client id, and never import net/http or the NATS
-// client.
+// a message twice for one client id, never keep in memory what grows with
+// history (its read model lives in the node's store), and never import
+// net/http or the NATS client.
 package chat
 
 import (
-	"sort"
 	"sync"
 	"time"
+
+	"superapp/internal/store"
 )
 
 // Stream is the name of the chat stream.
@@ -87,25 +89,7 @@ type Member struct {
 	From      uint64 `json:"-"`
 	Read      uint64 `json:"read_seq"`
 	Delivered uint64 `json:"delivered_seq"`
-	unread    int
 }
-
-// Conversation is a conversation and its messages.
-type Conversation struct {
-	ID        string
-	Kind      string
-	Title     string
-	CreatedAt time.Time
-	UpdatedAt time.Time
-	members   map[string]*Member
-	order     []string // member ids in join order
-	messages  []*Message
-	byClient  map[string]uint64 // sender/client id -> seq
-	// attachments registered for the conversation, by id
-	attachments map[string]*Attachment
-}
-
-func (c *Conversation) lastSeq() uint64 { return uint64(len(c.messages)) }
 
 // Event is what a user's devices learn: through sync and the live push.
 type Event struct {
@@ -141,61 +125,45 @@ type Delivery struct {
 	Users []string
 }
 
-// State is the chat read model. It is safe for concurrent use.
+// State is the chat read model. It lives in the node's store (see
+// keys.go): nothing of it is kept in memory but a bounded cache of the
+// records apply uses most (see recordCache), so a node restarted on its
+// own disk resumes at the next entry. It is safe for concurrent use:
+// queries read the committed store while one goroutine applies.
 type State struct {
-	mu    sync.RWMutex
-	convs map[string]*Conversation
-	feeds map[string][]*Event
-	// joined is each user's set of conversations.
-	joined map[string]map[string]struct{}
-	// pending collects the deliveries of the entry being applied.
+	space *store.Space
+	// tx is the batch of the entry being applied (only the applying
+	// goroutine touches it).
+	tx batch
+	// pending collects the deliveries of the command being applied (bounded
+	// by one command's events); only the applying goroutine touches it.
 	pending []Delivery
-	notify  func([]Delivery)
+	// cache holds records apply reads again; see recordCache.
+	cache recordCache
+
+	mu     sync.Mutex // guards notify
+	notify func([]Delivery)
 }
 
-// NewState returns an empty state.
-func NewState() *State {
-	return &State{convs: map[string]*Conversation{}, feeds: map[string][]*Event{}, joined: map[string]map[string]struct{}{}}
-}
+// NewState returns the state kept in space (the CHAT stream's).
+func NewState(space *store.Space) *State { return &State{space: space, tx: batch{space: space}} }
 
-// Notify sets the function told, after each applied entry, of the events
-// it produced and their recipients (the live push).
+// Notify sets the function told, after each applied entry is committed,
+// of the events it produced and their recipients (the live push).
 func (s *State) Notify(fn func([]Delivery)) {
 	s.mu.Lock()
 	s.notify = fn
 	s.mu.Unlock()
 }
 
-// emit records an event in the feeds of users.
+func (s *State) notifier() func([]Delivery) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.notify
+}
+
+// emit records an event for users; the command's feeds are written, and
+// the live push scheduled, once the command is applied.
 func (s *State) emit(ev *Event, users []string) {
-	for _, u := range users {
-		s.feeds[u] = append(s.feeds[u], ev)
-	}
 	s.pending = append(s.pending, Delivery{Event: ev, Users: users})
-}
-
-func (s *State) join(user, conv string) {
-	if s.joined[user] == nil {
-		s.joined[user] = map[string]struct{}{}
-	}
-	s.joined[user][conv] = struct{}{}
-}
-
-// Sync returns the user's events after cursor, at most limit of them (more
-// if one cursor holds more), and the cursor to resume from.
-func (s *State) Sync(user string, after uint64, limit int) (evs []*Event, next uint64, more bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	feed := s.feeds[user]
-	i := sort.Search(len(feed), func(i int) bool { return feed[i].Cursor > after })
-	j := min(i+limit, len(feed))
-	for j < len(feed) && j > i && feed[j].Cursor == feed[j-1].Cursor {
-		j++
-	}
-	evs = append([]*Event{}, feed[i:j]...)
-	next = after
-	if len(evs) > 0 {
-		next = evs[len(evs)-1].Cursor
-	}
-	return evs, next, j < len(feed)
 }

@@ -45,7 +45,7 @@ func (s *Service) PostOfficial(ctx context.Context, app, title, user, id, text s
 		createConv{ConversationID: conv, Kind: Official, Title: title, Members: []string{user}}); err != nil {
 		return Message{}, cmdlog.Result{}, err
 	}
-	res, err := s.sub.Submit(ctx, cmdlog.Write{ID: "msg/" + conv + "/" + sender + "/" + id}, kindSend, sender, sendCmd{ConversationID: conv, ID: id, Text: text})
+	res, err := s.sub.Submit(ctx, cmdlog.Write{ID: sendID(conv, sender, id)}, kindSend, sender, sendCmd{ConversationID: conv, ID: id, Text: text})
 	if err != nil {
 		return Message{}, res, err
 	}

@@ -41,17 +41,24 @@ type View struct {
 	LastMessage    *Message  `json:"last_message,omitempty"`
 }
 
-func (c *Conversation) view(user string) View {
-	v := View{ConversationID: c.ID, Kind: c.Kind, Title: c.Title, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
-		LastSeq: c.lastSeq(), Members: make([]Member, 0, len(c.order))}
-	for _, u := range c.order {
-		v.Members = append(v.Members, *c.members[u])
-	}
-	if m := c.members[user]; m != nil {
-		v.ReadSeq, v.Unread = m.Read, m.unread
-		if c.lastSeq() > m.From {
-			last := *c.messages[c.lastSeq()-1]
-			v.LastMessage = &last
+// view reads conversation id as user sees it (a non-member sees no read
+// position and no last message): through the entry's batch in apply, else
+// through a snapshot, so that the roster, the receipts and the record are
+// of one moment.
+func view(r reader, id, user string) View {
+	conv, _ := loadConv(r, id)
+	ms := members(r, conv, loadRoster(r, conv))
+	v := View{ConversationID: conv.ID, Kind: conv.Kind, Title: conv.Title, CreatedAt: conv.CreatedAt, UpdatedAt: conv.UpdatedAt,
+		LastSeq: conv.Last, Members: make([]Member, 0, len(ms))}
+	for _, m := range ms {
+		v.Members = append(v.Members, m.view())
+		if m.User == user {
+			v.ReadSeq, v.Unread = m.Read, m.unread(conv)
+			if conv.Last > m.From {
+				var last Message
+				r.GetJSON(msgKey(id, conv.Last), &last)
+				v.LastMessage = &last
+			}
 		}
 	}
 	return v
@@ -60,22 +67,39 @@ func (c *Conversation) view(user string) View {
 // Conversation returns a conversation as user sees it. Errors:
 // conversation_not_found, not_member.
 func (s *State) Conversation(id, user string) (View, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	conv, _, err := s.forMember(id, user)
-	if err != nil {
+	r := s.snapshot()
+	defer r.Close()
+	if err := checkMember(r, id, user); err != nil {
 		return View{}, err
 	}
-	return conv.view(user), nil
+	return view(r, id, user), nil
+}
+
+// checkMember answers whether user is a member of conversation id with
+// one read when they are. Errors: conversation_not_found, not_member.
+func checkMember(r reader, id, user string) error {
+	if isMember(r, id, user) {
+		return nil
+	}
+	if _, ok := r.Get(convKey(id)); !ok {
+		return apperr.New(ConversationNotFound, "no such conversation")
+	}
+	return apperr.New(NotMember, "you are not a member of this conversation")
 }
 
 // Conversations lists user's conversations, most recently active first.
 func (s *State) Conversations(user string) []View {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	r := s.snapshot()
+	defer r.Close()
+	p := joinedPrefix(user)
+	var ids []string
+	r.Scan(p, "", false, func(k string, _ []byte) bool {
+		ids = append(ids, k[len(p):])
+		return true
+	})
 	out := []View{}
-	for id := range s.joined[user] {
-		out = append(out, s.convs[id].view(user))
+	for _, id := range ids {
+		out = append(out, view(r, id, user))
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].UpdatedAt.Equal(out[j].UpdatedAt) {
@@ -98,13 +122,13 @@ type Page struct {
 // order, and whether more lie beyond the page. Errors:
 // conversation_not_found, not_member.
 func (s *State) Messages(id, user string, p Page) ([]Message, bool, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	conv, me, err := s.forMember(id, user)
+	r := s.snapshot()
+	defer r.Close()
+	conv, me, err := forMember(r, id, user)
 	if err != nil {
 		return nil, false, err
 	}
-	lo, hi := max(p.After, me.From), conv.lastSeq() // seqs in (lo, hi]
+	lo, hi := max(p.After, me.From), conv.Last // seqs in (lo, hi]
 	more := false
 	if p.Before > 0 {
 		hi = min(hi, p.Before-1)
@@ -115,35 +139,31 @@ func (s *State) Messages(id, user string, p Page) ([]Message, bool, error) {
 		hi, more = lo+uint64(p.Limit), true
 	}
 	out := []Message{}
-	for seq := lo + 1; seq <= hi; seq++ {
-		out = append(out, *conv.messages[seq-1])
+	if hi <= lo {
+		return out, more, nil
 	}
+	r.Scan(msgPrefix(id), msgKey(id, lo+1), false, func(k string, v []byte) bool {
+		var m Message
+		decodeScanned(r, k, v, &m)
+		if m.Seq > hi {
+			return false
+		}
+		out = append(out, m)
+		return m.Seq < hi
+	})
 	return out, more, nil
 }
 
 // IsMember reports whether user is a member of conversation id.
-func (s *State) IsMember(id, user string) bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	_, m := s.member(id, user)
-	return m != nil
-}
+func (s *State) IsMember(id, user string) bool { return isMember(s.space, id, user) }
 
-func (s *State) member(id, user string) (*Conversation, *Member) {
-	conv := s.convs[id]
-	if conv == nil {
-		return nil, nil
-	}
-	return conv, conv.members[user]
-}
-
-// Members lists the members of a conversation (nil if none).
+// Members lists the members of a conversation in join order (nil if none).
 func (s *State) Members(id string) []string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	conv := s.convs[id]
-	if conv == nil {
+	r := s.snapshot()
+	defer r.Close()
+	ro := rosterOf(r, id)
+	if len(ro) == 0 {
 		return nil
 	}
-	return append([]string(nil), conv.order...)
+	return ro.ids()
 }

@@ -51,9 +51,10 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	st := NewState()
-	m := cmdlog.NewMachine(Stream, cfg.Store.Space(Stream), st.Apply, cfg.Logger)
-	m.SetVolatile() // state still in memory: replayed from the first entry
+	space := cfg.Store.Space(Stream)
+	st := NewState(space)
+	m := cmdlog.NewMachine(Stream, space, st.Apply, cfg.Logger)
+	m.SetLoader(st.cache.forget) // nothing else to load: the state is the store
 	return &Service{
 		state:   st,
 		machine: m,
@@ -196,6 +197,29 @@ type SendInput struct {
 
 var clientIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 
+// sendID is the command id of a send: named after the message's client
+// id, so that the same message sent again is the same command, which the
+// machine applies once (and apply relies on: see convRec.ForeignIDs).
+func sendID(convID, actor, clientID string) string {
+	return "msg/" + convID + "/" + actor + "/" + clientID
+}
+
+// isSendID reports whether id is sendID(convID, actor, clientID), without
+// building it.
+func isSendID(id, convID, actor, clientID string) bool {
+	rest, ok := strings.CutPrefix(id, "msg/")
+	if !ok {
+		return false
+	}
+	if rest, ok = strings.CutPrefix(rest, convID); !ok || !strings.HasPrefix(rest, "/") {
+		return false
+	}
+	if rest, ok = strings.CutPrefix(rest[1:], actor); !ok || !strings.HasPrefix(rest, "/") {
+		return false
+	}
+	return rest[1:] == clientID
+}
+
 // Send sends a message. The client id makes it idempotent forever: sending
 // it again returns the original message (Result.Replayed). Errors:
 // invalid_field, conversation_not_found, not_member, blocked.
@@ -212,7 +236,7 @@ func (s *Service) Send(ctx context.Context, actor, convID string, in SendInput) 
 	if err := s.precheck(convID, actor); err != nil {
 		return fail(err)
 	}
-	w := cmdlog.Write{ID: "msg/" + convID + "/" + actor + "/" + in.ID}
+	w := cmdlog.Write{ID: sendID(convID, actor, in.ID)}
 	if _, replay := s.machine.Outcome(w.ID); !replay {
 		if conv := s.directPeer(convID, actor); conv != "" && s.blocked(actor, conv) {
 			return fail(apperr.New(apperr.Blocked, "a block stands between you and this user"))
@@ -244,24 +268,16 @@ func checkText(t string) *apperr.Error {
 // precheck answers a non-member at once, without a round trip to the log.
 // The log checks again when it applies the command.
 func (s *Service) precheck(convID, actor string) error {
-	s.state.mu.RLock()
-	defer s.state.mu.RUnlock()
-	_, _, err := s.state.forMember(convID, actor)
-	if err != nil {
-		return err
-	}
-	return nil
+	return checkMember(s.state.space, convID, actor)
 }
 
 // directPeer returns the other member of a one-to-one conversation.
 func (s *Service) directPeer(convID, actor string) string {
-	s.state.mu.RLock()
-	defer s.state.mu.RUnlock()
-	conv := s.state.convs[convID]
-	if conv == nil || conv.Kind != Direct {
+	conv, ok := loadConv(s.state.space, convID)
+	if !ok || conv.Kind != Direct {
 		return ""
 	}
-	for _, u := range conv.order {
+	for _, u := range loadRoster(s.state.space, conv).ids() {
 		if u != actor {
 			return u
 		}
@@ -355,14 +371,14 @@ func (s *Service) SetAdmin(ctx context.Context, w cmdlog.Write, actor, convID, u
 // payee: the other member of a one-to-one conversation, or to (a member)
 // in a group. Errors: conversation_not_found, not_member, invalid_field.
 func (s *Service) PaymentPeer(convID, actor, to string) (string, error) {
-	s.state.mu.RLock()
-	defer s.state.mu.RUnlock()
-	conv, _, err := s.state.forMember(convID, actor)
+	r := s.state.snapshot()
+	defer r.Close()
+	conv, _, err := forMember(r, convID, actor)
 	if err != nil {
 		return "", err
 	}
 	if to == "" && conv.Kind == Direct {
-		for _, u := range conv.order {
+		for _, u := range loadRoster(r, conv).ids() {
 			if u != actor {
 				to = u
 			}
@@ -371,7 +387,7 @@ func (s *Service) PaymentPeer(convID, actor, to string) (string, error) {
 	if to == "" || to == actor {
 		return "", apperr.Field("to_user", "name the member to pay")
 	}
-	if conv.members[to] == nil {
+	if !isMember(r, convID, to) {
 		return "", &apperr.Error{Code: NotMember, Field: "to_user", Message: "the payee is not a member of this conversation"}
 	}
 	return to, nil
@@ -385,7 +401,7 @@ func (s *Service) PostPayment(ctx context.Context, actor, convID, clientID, text
 	// whatever their length.
 	sum := sha256.Sum256([]byte(clientID))
 	id := "pay-" + hex.EncodeToString(sum[:16])
-	w := cmdlog.Write{ID: "msg/" + convID + "/" + actor + "/" + id}
+	w := cmdlog.Write{ID: sendID(convID, actor, id)}
 	res, err := s.sub.Submit(ctx, w, kindSend, actor, sendCmd{ConversationID: convID, ID: id, Text: text, Payment: &card})
 	if err != nil {
 		return Message{}, res, err

@@ -63,6 +63,16 @@ type DC struct {
 // URL is the DC's HTTP base URL.
 func (d *DC) URL() string { return "http://" + d.HTTPAddr }
 
+// PID is the DC's process id while it runs, else 0.
+func (c *Cluster) PID(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d := c.DC(name); d != nil && d.cmd != nil && d.cmd.Process != nil {
+		return d.cmd.Process.Pid
+	}
+	return 0
+}
+
 // Cluster is three DCs.
 type Cluster struct {
 	opts   Options

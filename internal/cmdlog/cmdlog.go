@@ -195,14 +195,19 @@ func (m *Machine) Apply(seq uint64, data []byte, pending uint64) {
 		// Every node skips the same bad entry the same way.
 		m.log.Error("skip undecodable entry", "stream", m.name, "seq", seq, "err", err)
 	}
+	var entryOutcomes map[string]Outcome // bound: the commands of one entry
 	for i := range envs {
 		env := &envs[i]
 		if env.ID == "" {
 			continue
 		}
 		env.Cursor = CursorOf(seq, i)
-		var prev Outcome
-		seen := tx.GetJSON(outcomeKey(env.ID), &prev)
+		// Outcomes of this entry are in entryOutcomes; older ones are
+		// committed: reading those past the batch skips its index.
+		prev, seen := entryOutcomes[env.ID]
+		if !seen {
+			seen = m.space.GetJSON(outcomeKey(env.ID), &prev)
+		}
 		// A refused command had no effect, so it does not use up its id:
 		// the same id may come back, corrected, and be applied.
 		if seen && prev.final() {
@@ -221,7 +226,11 @@ func (m *Machine) Apply(seq uint64, data []byte, pending uint64) {
 		}
 		oj, _ := json.Marshal(o)
 		h.Write(oj)
-		tx.Set(outcomeKey(env.ID), oj)
+		tx.SetBlind(outcomeKey(env.ID), oj)
+		if entryOutcomes == nil {
+			entryOutcomes = map[string]Outcome{}
+		}
+		entryOutcomes[env.ID] = o
 	}
 	var digest [sha256.Size]byte
 	h.Sum(digest[:0])

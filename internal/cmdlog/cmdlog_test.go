@@ -161,3 +161,19 @@ func TestPositions(t *testing.T) {
 		}
 	}
 }
+
+// TestSameIDTwiceInOneEntry: a command id that comes twice in one entry
+// (two appends that group commit put together) is applied once.
+func TestSameIDTwiceInOneEntry(t *testing.T) {
+	s, c, _ := newTestSubmitter(t)
+	one, _ := json.Marshal(Envelope{ID: "u/k", Kind: "inc", Data: json.RawMessage(`{"Key":"a"}`)})
+	entry := []byte("[" + string(one) + "," + string(one) + "]")
+	s.Machine.Apply(1, entry, 0)
+	s.Machine.Apply(2, entry, 0)
+	if c.n["a"] != 1 {
+		t.Fatalf("applied %d times", c.n["a"])
+	}
+	if o, ok := s.Machine.Outcome("u/k"); !ok || o.Seq != 1 {
+		t.Fatalf("outcome %+v %v", o, ok)
+	}
+}

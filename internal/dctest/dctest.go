@@ -70,6 +70,13 @@ func Start(tb testing.TB) *Cluster {
 	return start(tb, cluster.Options{}, nil)
 }
 
+// StartWith starts three DCs given extra flags and waits until every one
+// is ready.
+func StartWith(tb testing.TB, args ...string) *Cluster {
+	tb.Helper()
+	return start(tb, cluster.Options{Args: args}, nil)
+}
+
 // StartMeshed starts three DCs whose links to each other run through fault
 // proxies, so a test can cut a DC off while its process keeps running.
 func StartMeshed(tb testing.TB) (*Cluster, *faultproxy.Mesh) {

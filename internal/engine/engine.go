@@ -52,7 +52,10 @@ type Config struct {
 	TLSKey           string
 	TLSCA            string
 	Replicas         int // 0: 3 when clustered or external, 1 alone
-	Logger           *slog.Logger
+	// LogRetention trims every feature stream's entries older than it
+	// (0: keep everything).
+	LogRetention time.Duration
+	Logger       *slog.Logger
 }
 
 // Clustered reports whether the config joins other data centers.
@@ -305,7 +308,9 @@ func (e *Engine) EnsureStreams(ctx context.Context) error {
 	declare := func(what string, create func(context.Context) error) {
 		defer wg.Done()
 		for attempt := 0; ; attempt++ {
-			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			// A request the meta layer drops (it is still electing after a
+			// restart) is asked again soon: start-up waits on this.
+			actx, cancel := context.WithTimeout(ctx, min(time.Duration(attempt+1)*time.Second, 5*time.Second))
 			err := create(actx)
 			cancel()
 			if err == nil {
@@ -325,7 +330,7 @@ func (e *Engine) EnsureStreams(ctx context.Context) error {
 	for _, spec := range Streams {
 		wg.Add(1)
 		go declare("stream "+spec.Name, func(ctx context.Context) error {
-			s, err := e.js.CreateOrUpdateStream(ctx, spec.config(e.replicas))
+			s, err := e.js.CreateOrUpdateStream(ctx, spec.config(e.replicas, e.cfg.LogRetention))
 			if err == nil {
 				e.mu.Lock()
 				e.streams[spec.Name] = s

@@ -176,6 +176,7 @@ func (f *follower) watch(ctx context.Context) {
 	defer tick.Stop()
 	last := f.m.Applied()
 	var behindSince time.Time
+	trimmedPast := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -187,6 +188,14 @@ func (f *follower) watch(ctx context.Context) {
 			continue // no leader to ask right now
 		}
 		applied := f.m.Applied()
+		if info.State.Msgs > 0 && info.State.FirstSeq > applied+1 && !trimmedPast {
+			// The entries this node needs next are gone (it was away
+			// longer than --log-retention): only a checkpoint can help,
+			// and one is loaded at start.
+			trimmedPast = true
+			f.e.log.Error("the stream was trimmed past this node's position: restart the node to rebuild its state from a checkpoint",
+				"stream", f.name, "applied", applied, "stream_first", info.State.FirstSeq)
+		}
 		switch {
 		case applied >= info.State.LastSeq || applied > last:
 			last, behindSince = applied, time.Time{}

@@ -40,21 +40,35 @@ type ObjectStoreSpec struct {
 // ObjectStores is every object store superapp uses.
 var ObjectStores = []ObjectStoreSpec{
 	{Bucket: "ATTACHMENTS", MaxBytes: -1},
+	// Each DC keeps its newest state-store checkpoint here, one object per
+	// DC: a DC rebuilt on an empty disk loads one instead of the whole log.
+	{Bucket: CheckpointBucket, MaxBytes: -1},
 }
+
+// CheckpointBucket is the object store of state-store checkpoints.
+const CheckpointBucket = "CHECKPOINTS"
 
 func (s ObjectStoreSpec) config(replicas int) jetstream.ObjectStoreConfig {
 	return jetstream.ObjectStoreConfig{Bucket: s.Bucket, Storage: jetstream.FileStorage, Replicas: replicas, MaxBytes: s.MaxBytes}
 }
 
-func (s StreamSpec) config(replicas int) jetstream.StreamConfig {
+// config is the stream's configuration. A retention above zero trims
+// entries older than it (the log then needs checkpoints to rebuild a DC);
+// JetStream's dedupe window may not be longer than what the stream keeps.
+func (s StreamSpec) config(replicas int, retention time.Duration) jetstream.StreamConfig {
+	dup := s.Duplicates
+	if retention > 0 && dup > retention {
+		dup = retention
+	}
 	return jetstream.StreamConfig{
+		MaxAge:      retention,
 		Name:        s.Name,
 		Subjects:    s.Subjects,
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 		MaxMsgSize:  s.MaxMsgSize,
-		Duplicates:  s.Duplicates,
+		Duplicates:  dup,
 		Discard:     jetstream.DiscardNew,
 		AllowDirect: true,
 		DenyDelete:  true,

@@ -8,15 +8,29 @@ import (
 	"superapp/internal/apperr"
 	"superapp/internal/cmdlog"
 	"superapp/internal/ledger"
+	"superapp/internal/store"
+	"superapp/internal/store/storetest"
 )
 
 // monday noon in Seoul.
 var noon = time.Date(2026, 11, 23, 12, 0, 0, 0, Seoul)
 
 type fixture struct {
-	t  *testing.T
-	st *State
-	n  int
+	t     *testing.T
+	st    *State
+	space *store.Space
+	n     int
+}
+
+// apply applies one command as an entry of its own, as a machine does.
+func (f *fixture) apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
+	e.Cursor = cmdlog.CursorOf(seq, 0)
+	tx := f.space.Begin()
+	defer func() {
+		tx.Commit()
+		tx.RunAfterCommit()
+	}()
+	return f.st.Apply(seq, e)
 }
 
 func (f *fixture) do(kind, actor string, data any) (any, *apperr.Error) {
@@ -26,7 +40,7 @@ func (f *fixture) do(kind, actor string, data any) (any, *apperr.Error) {
 		f.t.Fatal(err)
 	}
 	f.n++
-	return f.st.Apply(uint64(f.n), &cmdlog.Envelope{ID: kind + "/" + itoa(int64(f.n)), Kind: kind, Actor: actor, At: noon, Data: raw})
+	return f.apply(uint64(f.n), &cmdlog.Envelope{ID: kind + "/" + itoa(int64(f.n)), Kind: kind, Actor: actor, At: noon, Data: raw})
 }
 
 func (f *fixture) ok(kind, actor string, data any) any {
@@ -58,7 +72,8 @@ func (f *fixture) stock(store, item string) int64 {
 }
 
 func newFixture(t *testing.T) *fixture {
-	f := &fixture{t: t, st: NewState()}
+	sp := storetest.Space(t, Stream)
+	f := &fixture{t: t, st: NewState(sp), space: sp}
 	f.ok(kindStore, "shop", storeCmd{StoreID: "s1", Name: "Kimbap", DeliveryFee: 3000, Hours: []Hours{{Day: 1, Open: "09:00", Close: "21:00"}}})
 	five := int64(5)
 	f.ok(kindItem, "shop", itemCmd{StoreID: "s1", Item: Item{ID: "kimbap", Name: "Tuna kimbap", Price: 4500, Stock: &five}})
@@ -113,7 +128,7 @@ func TestStockOnce(t *testing.T) {
 	// Closed at night, Seoul time.
 	night := f.order("kim", "o6", 1)
 	raw, _ := json.Marshal(night)
-	if _, err := f.st.Apply(99, &cmdlog.Envelope{ID: "late", Kind: kindPlace, Actor: "kim", At: noon.Add(10 * time.Hour), Data: raw}); err == nil || err.Code != StoreClosed {
+	if _, err := f.apply(99, &cmdlog.Envelope{ID: "late", Kind: kindPlace, Actor: "kim", At: noon.Add(10 * time.Hour), Data: raw}); err == nil || err.Code != StoreClosed {
 		t.Fatalf("ordered at 22:00: %v", err)
 	}
 }

@@ -10,11 +10,13 @@
 // State is derived only from the FOOD stream, applied the same way on every
 // node: stock is taken once per order while applying (and given back on
 // rejection or cancellation), and the first courier's claim in the log
-// wins. The money follows from the state (settle.go).
+// wins. The state lives in the node's state store (keys.go). The money
+// follows from the state (settle.go).
 //
 // It must never let a user read another's order or a merchant act on
 // another's store, never resolve a hold twice, never read the wall clock
-// while applying, and never import net/http or the NATS client.
+// while applying, never hold in memory what grows with the stream's
+// history, and never import net/http or the NATS client.
 package food
 
 import (
@@ -176,8 +178,6 @@ type Store struct {
 	DeliveryFee uint64    `json:"delivery_fee"`
 	Currency    string    `json:"currency"`
 	CreatedAt   time.Time `json:"created_at"`
-	items       map[string]*Item
-	itemOrder   []string
 }
 
 // StoreView is a store as anyone sees it.
@@ -192,16 +192,11 @@ type StoreView struct {
 	Items       []Item  `json:"items,omitempty"`
 }
 
-func (st *Store) view(at time.Time, items bool) StoreView {
-	v := StoreView{ID: st.ID, MerchantID: st.Merchant, Name: st.Name, Hours: append([]Hours{}, st.Hours...),
-		DeliveryFee: st.DeliveryFee, Currency: st.Currency, OpenNow: OpenAt(st.Hours, at)}
-	if items {
-		v.Items = []Item{}
-		for _, id := range st.itemOrder {
-			v.Items = append(v.Items, st.items[id].copy())
-		}
-	}
-	return v
+// view is the store as anyone sees it at at, with items (in catalogue
+// order) unless they are nil.
+func (st *Store) view(at time.Time, items []Item) StoreView {
+	return StoreView{ID: st.ID, MerchantID: st.Merchant, Name: st.Name, Hours: append([]Hours{}, st.Hours...),
+		DeliveryFee: st.DeliveryFee, Currency: st.Currency, OpenNow: OpenAt(st.Hours, at), Items: items}
 }
 
 func (it *Item) copy() Item {

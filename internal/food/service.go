@@ -72,14 +72,30 @@ func New(cfg Config) *Service {
 	if cfg.ScanInterval == 0 {
 		cfg.ScanInterval = time.Second
 	}
-	st := NewState()
-	m := cmdlog.NewMachine(Stream, cfg.Store.Space(Stream), st.Apply, cfg.Logger)
-	m.SetVolatile() // state still in memory: replayed from the first entry
+	space := cfg.Store.Space(Stream)
+	st := NewState(space)
+	m := cmdlog.NewMachine(Stream, space, st.Apply, cfg.Logger)
 	s := &Service{cfg: cfg, log: cfg.Logger.With("feature", "food"), state: st, machine: m, pay: cfg.Pay,
 		sub: &cmdlog.Submitter{Log: cfg.Log, Machine: m, Subject: "food", Now: cfg.Now}}
 	s.settle = newSettler(s)
 	st.Observe(s.observe)
+	m.SetLoader(s.load)
 	return s
+}
+
+// resumeWindow is how long before the last order ended an ended order is
+// still handed to the settlement after a restart. Settling takes seconds
+// while the ledger is up; the window covers a cluster that stopped right
+// after orders ended, without holding days of order ids in memory.
+const resumeWindow = time.Hour
+
+// load hands the settlement, when the node restores the machine, the
+// orders whose money may still have to move: no replayed change tells it
+// of them any more. Nothing else of food is held in memory.
+func (s *Service) load() {
+	for _, id := range s.state.unsettled(resumeWindow) {
+		s.settle.Track(id, s.cfg.ScanInterval)
+	}
 }
 
 // Machine is the state machine of the FOOD stream.

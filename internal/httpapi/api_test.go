@@ -579,6 +579,14 @@ func TestOpsToken(t *testing.T) {
 		if r := e.do("POST", "/ops/evacuate", tok, `{"dc":"dc1"}`); r.status != 403 || r.errCode() != "forbidden" {
 			t.Fatalf("evacuate with token %.10q: %d %s", tok, r.status, r.raw)
 		}
+		if r := e.do("POST", "/ops/checkpoint", tok, ""); r.status != 403 || r.errCode() != "forbidden" {
+			t.Fatalf("checkpoint with token %.10q: %d %s", tok, r.status, r.raw)
+		}
+	}
+	// A checkpoint of the state store, with the position of every stream.
+	if r := e.do("POST", "/ops/checkpoint", "ops-secret", ""); r.status != 200 || r.body["dc"] != "dc1" || r.body["size"].(float64) <= 0 ||
+		r.body["positions"].(map[string]any)["IDENTITY"].(float64) < 1 {
+		t.Fatalf("checkpoint: %d %s", r.status, r.raw)
 	}
 	r := e.do("GET", "/ops/status", "ops-secret", "")
 	if r.status != 200 || r.body["asked_dc"] != "dc1" || !strings.Contains(r.raw, `"IDENTITY"`) || !strings.Contains(r.raw, `"healthy":true`) {

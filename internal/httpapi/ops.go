@@ -19,6 +19,9 @@ type Ops interface {
 	// StallFeature makes (or stops making) the feature's stream behave as
 	// one without a leader, on this node.
 	StallFeature(feature string, on bool) error
+	// CheckpointNow writes a checkpoint of this node's state store into
+	// the replicated object store and describes it.
+	CheckpointNow(ctx context.Context) (any, error)
 }
 
 // Faults a drill can inject into one feature on one node.
@@ -88,6 +91,21 @@ func (s *Server) clusterOpsRoutes() []route {
 			s.faultsMu.Unlock()
 			s.log.Warn("fault injected", "feature", req.Feature, "fault", req.Fault)
 			return c.json(http.StatusOK, map[string]string{"feature": req.Feature, "fault": req.Fault, "dc": s.cfg.DC})
+		}},
+		{method: "POST", pattern: "/ops/checkpoint", feature: "ops", handle: func(c *call) error {
+			if !c.opsAllowed() {
+				return apperr.New(apperr.Forbidden, "checkpoints are for operators: present the ops token")
+			}
+			if s.cfg.Ops == nil {
+				return apperr.New(apperr.Unavailable, "checkpoints are not available on this node")
+			}
+			ctx, cancel := context.WithTimeout(c.ctx(), 10*time.Minute)
+			defer cancel()
+			info, err := s.cfg.Ops.CheckpointNow(ctx)
+			if err != nil {
+				return &apperr.Error{Code: apperr.Unavailable, Message: "the checkpoint could not be written: " + err.Error(), RetryAfter: 5}
+			}
+			return c.json(http.StatusOK, info)
 		}},
 		{method: "POST", pattern: "/ops/evacuate", feature: "ops", maxBody: 1 << 10, handle: func(c *call) error {
 			if !c.opsAllowed() {

@@ -8,6 +8,7 @@ import (
 
 	"superapp/internal/apperr"
 	"superapp/internal/cmdlog"
+	"superapp/internal/store/storetest"
 )
 
 func TestPasswordPolicy(t *testing.T) {
@@ -109,9 +110,13 @@ func TestApplyDeterministic(t *testing.T) {
 	}
 	var outs [2][]string
 	for n := range 2 {
-		st := NewState()
+		space := storetest.Space(t, Stream)
+		st := NewState(space)
 		for i := range cmds {
+			tx := space.Begin()
+			cmds[i].Cursor = cmdlog.CursorOf(uint64(i+1), 0)
 			v, err := st.Apply(uint64(i+1), &cmds[i])
+			tx.Commit()
 			b, _ := json.Marshal(struct {
 				V any
 				E *apperr.Error

@@ -63,9 +63,10 @@ func New(cfg Config) *Service {
 	if cfg.AccessTTL == 0 {
 		cfg.AccessTTL = 15 * time.Minute
 	}
-	st := NewState()
-	m := cmdlog.NewMachine(Stream, cfg.Store.Space(Stream), st.Apply, cfg.Logger)
-	m.SetVolatile() // state still in memory: replayed from the first entry
+	space := cfg.Store.Space(Stream)
+	st := NewState(space)
+	m := cmdlog.NewMachine(Stream, space, st.Apply, cfg.Logger)
+	m.SetLoader(st.Load)
 	return &Service{
 		state:        st,
 		machine:      m,

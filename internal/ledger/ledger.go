@@ -5,20 +5,27 @@
 // chains that succeed or fail together. Batches of events are applied in
 // order with one result code per event.
 //
-// It is pure and deterministic: the same batches in the same order give
-// the same results and state on every node. It must never let debits and
-// credits of a currency differ, never break an account's flags, and never
-// apply a transfer id twice. It reads no clock: each batch carries its time.
+// It is deterministic: the same batches in the same order give the same
+// results and state on every node. Its state lives in the node's store
+// (keys.go), written in the batch of the entry being applied; only the
+// accounts' balances stay in memory too. It must never let debits and
+// credits of a currency differ, never break an account's flags, never
+// apply a transfer id twice, and never keep in memory what grows with
+// history (transfers, pending states): those are on disk only. It reads no
+// clock: each batch carries its time.
 package ledger
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"math"
 	"regexp"
-	"sort"
+	"slices"
+
+	"superapp/internal/store"
 )
 
 // ID is a 128-bit identifier chosen by the client; zero is invalid.
@@ -160,33 +167,78 @@ const MaxBatch = 8190
 
 var currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
 
-type pending struct {
-	t        uint32 // the pending transfer's index in Ledger.records
-	state    PendingState
-	deadline int64 // ns; 0: none
-}
-
 // Ledger is the state. It is not safe for concurrent use: one goroutine
-// applies batches; readers go through the caller's lock.
+// applies batches, inside the apply of a stream entry (it writes to the
+// space's current batch); readers of accounts go through the caller's
+// lock, readers of transfers read the committed store.
 type Ledger struct {
-	accounts  map[ID]*Account
-	transfers index // of records
-	records   records
-	// userData holds the transfers' user data; index 0 is none.
-	userData []string
-	pendings map[ID]*pending
-	// expiring orders pending transfers with a timeout by deadline.
-	expiring []ID
+	space *store.Space
+	// accounts are every account with its balances: bounded by the number
+	// of accounts, not by history. Every change is written to the store in
+	// the batch of the entry that makes it (flush); Load reads them back.
+	accounts map[ID]*account
 	now      int64
+	// meta is what the store's meta key holds (now as of the last flush).
+	meta meta
+	// nextExpiry is the earliest deadline in the store's expiry queue (0:
+	// none), a cache of its first key: a call looks at the queue only when
+	// something is due.
+	nextExpiry int64
+	// journal is the store's journal of accounts (journal.go), oldest
+	// chunk first, with the accounts each chunk holds; journaled counts
+	// them. Bounded by journalLimit (twice the accounts, and some) plus
+	// one call's accounts. spare keeps folded chunks' slices for reuse.
+	journal   []journalChunk
+	journaled int
+	spare     [][]*account
+	// testJournalLimit replaces journalLimit when set (tests).
+	testJournalLimit int
+
+	// The overlay (overlay.go): what the entry etx changed among the
+	// transfers; bounded by an entry's size, reset by the next entry.
+	etx   *store.Tx
+	cur   records
+	index index // of cur
+	// What one call changes, until flush writes it to tx; bounded by a
+	// call's size, reused by the next: the overlay's records from first
+	// on, the earlier calls' records it restated, the accounts in dirty.
+	tx       *store.Tx
+	first    uint32
+	restated []uint32
+	scratch  record // a transfer read from the store, until the next find
+	dirty    []*account
+	gen      uint64 // the call; an account or a record marked with it is in dirty or restated
+	buf      []byte // scratch: a record to write
+	jbuf     []byte // scratch: a journal chunk
+	// checked: prefetch looked up the ids of this call's transfers in the
+	// store, and present holds those it found (almost always none).
+	checked bool
+	present map[ID]struct{}
+	order   []int32   // scratch: prefetch's events in key order
+	keys    []sortKey // scratch: ids to sort (prefetch, flush)
 	// undo is reused by every chain: a batch of single transfers is
 	// thousands of chains.
 	undo undo
 }
 
-// New returns an empty ledger.
-func New() *Ledger {
-	l := &Ledger{accounts: map[ID]*Account{}, pendings: map[ID]*pending{}, userData: []string{""}}
-	l.transfers = newIndex(&l.records)
+// account is an account and the call that last marked it changed.
+type account struct {
+	Account
+	gen uint64
+	// chunk is the newest journal chunk holding it (0: none, it is as
+	// acct/ holds it).
+	chunk uint64
+	// written: the store holds it (under acct/ or in the journal).
+	written bool
+	// gone: created by a chain that failed; flush skips it.
+	gone bool
+}
+
+// New returns a ledger keeping its state in space; Load fills it from
+// what space holds.
+func New(space *store.Space) *Ledger {
+	l := &Ledger{space: space, accounts: map[ID]*account{}, present: map[ID]struct{}{}}
+	l.index = newIndex(&l.cur)
 	return l
 }
 
@@ -196,25 +248,219 @@ func (l *Ledger) Account(id ID) (Account, bool) {
 	if !ok {
 		return Account{}, false
 	}
-	return *a, true
+	return a.Account, true
 }
 
-// Transfer returns a copy of a transfer.
-func (l *Ledger) Transfer(id ID) (Transfer, bool) {
-	i, ok := l.transfers.get(id)
+// Transfer returns a transfer as r holds it: the committed store for a
+// query, the entry's batch for apply code around the ledger's calls (a
+// call writes its transfers to the batch before it returns; the overlay
+// answers for them).
+func (l *Ledger) Transfer(r Reader, id ID) (Transfer, bool) {
+	if rec := l.inEntry(r, id); rec != nil {
+		return rec.transfer(), true
+	}
+	v, ok := r.Get(transferKey(id))
 	if !ok {
 		return Transfer{}, false
 	}
-	return l.transferAt(i), true
+	var rec record
+	decodeStoredTransfer(v, &rec)
+	return rec.transfer(), true
 }
 
-// PendingStateOf returns where a pending transfer stands.
-func (l *Ledger) PendingStateOf(id ID) (PendingState, bool) {
-	p, ok := l.pendings[id]
-	if !ok {
+// PendingStateOf returns where a pending transfer stands, as r holds it.
+func (l *Ledger) PendingStateOf(r Reader, id ID) (PendingState, bool) {
+	var flags TransferFlags
+	var st PendingState
+	if rec := l.inEntry(r, id); rec != nil {
+		flags, st = rec.Flags, rec.state
+	} else {
+		v, ok := r.Get(transferKey(id))
+		if !ok {
+			return 0, false
+		}
+		flags, st = storedPendingState(v)
+	}
+	if flags&Pending == 0 {
 		return 0, false
 	}
-	return p.state, true
+	return st, true
+}
+
+// inEntry returns the overlay's record of transfer id when r is the batch
+// of the entry the overlay belongs to (written blind, the batch itself
+// would not find it), or nil. A query's r is never that batch: it reads no
+// field apply writes.
+func (l *Ledger) inEntry(r Reader, id ID) *record {
+	if tx, ok := r.(*store.Tx); !ok || tx != l.etx {
+		return nil
+	}
+	if i, ok := l.index.get(id); ok {
+		return l.cur.at(i)
+	}
+	return nil
+}
+
+// begin starts a call: it works on the entry's batch, and on the overlay
+// of the entry (a new one if the entry is).
+func (l *Ledger) begin(now int64) {
+	l.tx = l.space.Tx()
+	if l.tx != l.etx {
+		// Holding the last entry's batch keeps its address from being
+		// reused by the next one's.
+		l.etx = l.tx
+		l.cur.reset()
+		l.index.reset()
+	}
+	l.gen++
+	l.first = l.cur.n
+	l.restated = l.restated[:0]
+	l.dirty = l.dirty[:0]
+	l.checked = false
+	l.tick(now)
+}
+
+// prefetchMin is the smallest call whose ids prefetch looks up ahead.
+const prefetchMin = 64
+
+// prefetch looks up the ids of a call's transfers in the store ahead of
+// applying them, in key order. First it walks the stored transfers from
+// the call's lowest id alongside the call's ids: a batch of time-ordered
+// ids (the kind clients are told to make) owns a range of keys of its own,
+// which one seek finds empty. Ids spread over the whole key space meet a
+// stored transfer at almost every step, so the walk soon gives up and the
+// rest are looked up one by one, still in key order: neighbours share most
+// of the path down the memtables and the same blocks of the tables. What
+// the store holds does not change until flush, so the answer holds for
+// the whole call.
+func (l *Ledger) prefetch(ts []Transfer) {
+	if len(ts) < prefetchMin {
+		return
+	}
+	keys := l.keys[:0]
+	for i := range ts {
+		keys = append(keys, keyOf(&ts[i].ID, int32(i)))
+	}
+	sortKeys(keys)
+	order := l.order[:0]
+	for _, k := range keys {
+		order = append(order, k.i)
+	}
+	l.keys, l.order = keys, order
+	clear(l.present)
+	k, steps, gaveUp := 0, 0, false
+	l.tx.Scan(transferPrefix, transferKey(ts[order[0]].ID), false, func(key string, _ []byte) bool {
+		var stored ID
+		copy(stored[:], key[len(transferPrefix):])
+		for k < len(order) && compareID(&ts[order[k]].ID, &stored) < 0 {
+			k++ // below the next stored id: not stored
+		}
+		for k < len(order) && ts[order[k]].ID == stored {
+			l.present[stored] = struct{}{}
+			k++
+		}
+		if k == len(order) {
+			return false
+		}
+		// A step costs a tenth of a lookup: walking past a few other
+		// transfers per id of ours (those of other clients sending
+		// time-ordered ids at the same time) still pays.
+		steps++
+		if steps > walkPatience && steps > 8*k {
+			gaveUp = true // walking past others' transfers, not ours
+			return false
+		}
+		return true
+	})
+	if gaveUp {
+		for j := k; j < len(order); j++ {
+			id := ts[order[j]].ID
+			if j > k && ts[order[j-1]].ID == id {
+				continue
+			}
+			if l.tx.Has(transferKey(id)) {
+				l.present[id] = struct{}{}
+			}
+		}
+	}
+	l.checked = true
+}
+
+// walkPatience is how many stored transfers prefetch walks past before it
+// may give up on walking.
+const walkPatience = 64
+
+// compareID orders ids as their keys sort.
+func compareID(a, b *ID) int {
+	if x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8]); x != y {
+		return cmp.Compare(x, y)
+	}
+	return cmp.Compare(binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]))
+}
+
+// findNew is find for the id of one of the call's transfers: after
+// prefetch, only an id it found is read from the store again.
+func (l *Ledger) findNew(id ID) *record {
+	if l.checked {
+		if i, ok := l.index.get(id); ok {
+			return l.cur.at(i)
+		}
+		if _, ok := l.present[id]; !ok {
+			return nil
+		}
+	}
+	return l.find(id)
+}
+
+// find returns the transfer id, from the overlay or else from the store
+// (then in l.scratch, valid until the next find), or nil.
+func (l *Ledger) find(id ID) *record {
+	if i, ok := l.index.get(id); ok {
+		return l.cur.at(i)
+	}
+	v, ok := l.tx.Get(transferKey(id))
+	if !ok {
+		return nil
+	}
+	decodeStoredTransfer(v, &l.scratch)
+	l.scratch.written, l.scratch.writtenState = true, l.scratch.state
+	return &l.scratch
+}
+
+// put adds r to the overlay as changed by this call; u (nil outside a
+// chain) drops it if the chain fails.
+func (l *Ledger) put(r *record, u *undo) *record {
+	i := l.cur.add(r)
+	l.index.put(r.ID, i)
+	if u != nil {
+		u.transfers = append(u.transfers, r.ID)
+	}
+	rec := l.cur.at(i)
+	rec.gen = l.gen
+	return rec
+}
+
+// adopt makes a transfer found in the store part of the overlay, so that
+// its state may change; one already there is returned as is, marked for
+// flush if an earlier call of the entry put it there.
+func (l *Ledger) adopt(r *record, u *undo) *record {
+	if r == &l.scratch {
+		return l.put(r, u)
+	}
+	if r.gen != l.gen {
+		i, _ := l.index.get(r.ID)
+		r.gen = l.gen
+		l.restated = append(l.restated, i)
+	}
+	return r
+}
+
+// mark notes an account changed by this call, for flush.
+func (l *Ledger) mark(a *account) {
+	if a.gen != l.gen {
+		a.gen = l.gen
+		l.dirty = append(l.dirty, a)
+	}
 }
 
 // undo records changes of a chain so a failing chain leaves no trace. It
@@ -224,11 +470,9 @@ func (l *Ledger) PendingStateOf(id ID) (PendingState, bool) {
 type undo struct {
 	accounts  []Account // accounts as they were before the chain touched them
 	created   []ID      // accounts created
-	transfers []ID      // transfers created
+	transfers []ID      // transfers put in the overlay
 	pendings  []pendingUndo
-	expiring  int    // len(l.expiring) before
-	records   uint32 // l.records.n before
-	userData  int    // len(l.userData) before
+	records   uint32 // l.cur.n before
 }
 
 type pendingUndo struct {
@@ -240,11 +484,11 @@ type pendingUndo struct {
 func (l *Ledger) newUndo() *undo {
 	u := &l.undo
 	u.accounts, u.created, u.transfers, u.pendings = u.accounts[:0], u.created[:0], u.transfers[:0], u.pendings[:0]
-	u.expiring, u.records, u.userData = len(l.expiring), l.records.n, len(l.userData)
+	u.records = l.cur.n
 	return u
 }
 
-func (u *undo) touch(a *Account) { u.accounts = append(u.accounts, *a) }
+func (u *undo) touch(a *account) { u.accounts = append(u.accounts, a.Account) }
 
 func (u *undo) pending(id ID, st PendingState) {
 	u.pendings = append(u.pendings, pendingUndo{id: id, state: st})
@@ -254,25 +498,26 @@ func (l *Ledger) rollback(u *undo) {
 	for i := len(u.accounts) - 1; i >= 0; i-- {
 		a := u.accounts[i]
 		if cur, ok := l.accounts[a.ID]; ok {
-			*cur = a
+			cur.Account = a
 		}
 	}
 	for _, id := range u.created {
+		l.accounts[id].gone = true
 		delete(l.accounts, id)
 	}
 	for _, id := range u.transfers {
-		l.transfers.delete(id)
-		delete(l.pendings, id)
+		l.index.delete(id)
 	}
 	for i := len(u.pendings) - 1; i >= 0; i-- {
-		if p, ok := l.pendings[u.pendings[i].id]; ok {
-			p.state = u.pendings[i].state
+		if j, ok := l.index.get(u.pendings[i].id); ok {
+			l.cur.at(j).state = u.pendings[i].state
 		}
 	}
-	l.expiring = l.expiring[:u.expiring]
-	// The chain's transfers are the last stored.
-	l.records.n = u.records
-	l.userData = l.userData[:u.userData]
+	// The chain's transfers are the last in the overlay.
+	for i := u.records; i < l.cur.n; i++ {
+		l.cur.at(i).userData = ""
+	}
+	l.cur.n = u.records
 }
 
 // run applies events in linked chains (an event with the linked flag
@@ -314,8 +559,11 @@ func (l *Ledger) run(n int, linked func(i int) bool, apply func(i int, u *undo) 
 }
 
 // CreateAccounts applies a batch of account creations at time now (ns).
+// It must be called while the ledger's stream applies an entry: it writes
+// to the entry's batch.
 func (l *Ledger) CreateAccounts(now int64, accounts []Account) []string {
-	l.tick(now)
+	l.begin(now)
+	defer l.flush()
 	return l.run(len(accounts), func(i int) bool { return accounts[i].Flags&AccountLinked != 0 }, func(i int, u *undo) string {
 		a := accounts[i]
 		switch {
@@ -334,27 +582,32 @@ func (l *Ledger) CreateAccounts(now int64, accounts []Account) []string {
 		}
 		a.DebitsPending, a.DebitsPosted, a.CreditsPending, a.CreditsPosted = 0, 0, 0, 0
 		a.Timestamp = l.now
-		l.accounts[a.ID] = &a
+		acc := &account{Account: a}
+		l.accounts[a.ID] = acc
+		l.mark(acc)
 		u.created = append(u.created, a.ID)
 		return OK
 	})
 }
 
-// CreateTransfers applies a batch of transfers at time now (ns).
+// CreateTransfers applies a batch of transfers at time now (ns). It must be
+// called while the ledger's stream applies an entry, as CreateAccounts.
 func (l *Ledger) CreateTransfers(now int64, transfers []Transfer) []string {
-	l.tick(now)
+	l.begin(now)
+	defer l.flush()
+	l.prefetch(transfers)
 	return l.run(len(transfers), func(i int) bool { return transfers[i].Flags&Linked != 0 }, func(i int, u *undo) string {
-		return l.transfer(transfers[i], u)
+		return l.transfer(&transfers[i], u)
 	})
 }
 
-func (l *Ledger) transfer(t Transfer, u *undo) string {
+func (l *Ledger) transfer(t *Transfer, u *undo) string {
 	if t.ID.IsZero() {
 		return IDMustNotBeZero
 	}
-	if i, ok := l.transfers.get(t.ID); ok {
-		old := l.transferAt(i)
-		if !sameTransfer(&old, &t) {
+	if r := l.findNew(t.ID); r != nil {
+		old := r.transfer()
+		if !sameTransfer(&old, t) {
 			return ExistsWithDifferentFields
 		}
 		return Exists
@@ -364,7 +617,7 @@ func (l *Ledger) transfer(t Transfer, u *undo) string {
 		return FlagsAreMutuallyExclusive
 	}
 	if phase == PostPending || phase == VoidPending {
-		return l.resolve(t, u)
+		return l.resolve(*t, u)
 	}
 	switch {
 	case !t.PendingID.IsZero():
@@ -387,28 +640,24 @@ func (l *Ledger) transfer(t Transfer, u *undo) string {
 	if dr.Currency != cr.Currency || t.Currency != dr.Currency {
 		return CurrencyMismatch
 	}
-	if r := l.check(dr, cr, t.Amount); r != OK {
+	if r := l.check(&dr.Account, &cr.Account, t.Amount); r != OK {
 		return r
 	}
 	u.touch(dr)
 	u.touch(cr)
-	t.Timestamp = l.now
-	stored := l.storeTransfer(&t)
-	l.transfers.put(t.ID, stored)
-	u.transfers = append(u.transfers, t.ID)
+	l.mark(dr)
+	l.mark(cr)
+	rec := recordOf(t)
+	rec.Timestamp = l.now
 	if phase == Pending {
+		rec.state = StatePending
 		dr.DebitsPending += t.Amount
 		cr.CreditsPending += t.Amount
-		p := &pending{t: stored, state: StatePending}
-		if t.Timeout > 0 {
-			p.deadline = l.now + int64(t.Timeout)*1e9
-			l.expiring = append(l.expiring, t.ID)
-		}
-		l.pendings[t.ID] = p
-		return OK
+	} else {
+		dr.DebitsPosted += t.Amount
+		cr.CreditsPosted += t.Amount
 	}
-	dr.DebitsPosted += t.Amount
-	cr.CreditsPosted += t.Amount
+	l.put(&rec, u)
 	return OK
 }
 
@@ -438,14 +687,14 @@ func (l *Ledger) resolve(t Transfer, u *undo) string {
 	if t.Timeout != 0 {
 		return TimeoutReservedForPending
 	}
-	p, ok := l.pendings[t.PendingID]
-	if !ok {
-		if _, isTransfer := l.transfers.get(t.PendingID); isTransfer {
-			return PendingTransferNotPending
-		}
+	pt := l.find(t.PendingID)
+	if pt == nil {
 		return PendingTransferNotFound
 	}
-	switch p.state {
+	if pt.Flags&Pending == 0 {
+		return PendingTransferNotPending
+	}
+	switch pt.state {
 	case StatePosted:
 		return PendingTransferAlreadyPosted
 	case StateVoided:
@@ -453,7 +702,6 @@ func (l *Ledger) resolve(t Transfer, u *undo) string {
 	case StateExpired:
 		return PendingTransferExpired
 	}
-	pt := l.records.at(p.t)
 	if (!t.DebitAccountID.IsZero() && t.DebitAccountID != pt.DebitAccountID) ||
 		(!t.CreditAccountID.IsZero() && t.CreditAccountID != pt.CreditAccountID) {
 		return PendingTransferHasDifferent
@@ -471,23 +719,26 @@ func (l *Ledger) resolve(t Transfer, u *undo) string {
 	if t.Flags&VoidPending != 0 && amount != pt.Amount {
 		return ExceedsPendingAmount // a void releases all of it
 	}
+	pt = l.adopt(pt, u)
 	dr, cr := l.accounts[pt.DebitAccountID], l.accounts[pt.CreditAccountID]
 	u.touch(dr)
 	u.touch(cr)
-	u.pending(pt.ID, p.state)
+	l.mark(dr)
+	l.mark(cr)
+	u.pending(pt.ID, pt.state)
 	dr.DebitsPending -= pt.Amount
 	cr.CreditsPending -= pt.Amount
-	t.DebitAccountID, t.CreditAccountID, t.Currency, t.Amount = pt.DebitAccountID, pt.CreditAccountID, currencyName(pt.currency), amount
-	t.Timestamp = l.now
-	l.transfers.put(t.ID, l.storeTransfer(&t))
-	u.transfers = append(u.transfers, t.ID)
 	if t.Flags&PostPending != 0 {
 		dr.DebitsPosted += amount
 		cr.CreditsPosted += amount
-		p.state = StatePosted
+		pt.state = StatePosted
 	} else {
-		p.state = StateVoided
+		pt.state = StateVoided
 	}
+	t.DebitAccountID, t.CreditAccountID, t.Currency, t.Amount = pt.DebitAccountID, pt.CreditAccountID, currencyName(pt.currency), amount
+	rec := recordOf(&t)
+	rec.Timestamp = l.now
+	l.put(&rec, u) // may move no record: pt stays valid
 	return OK
 }
 
@@ -515,25 +766,39 @@ func (l *Ledger) tick(now int64) {
 	if now > l.now {
 		l.now = now
 	}
-	if len(l.expiring) == 0 {
+	if l.nextExpiry == 0 || l.nextExpiry > l.now {
 		return
 	}
-	keep := l.expiring[:0]
-	for _, id := range l.expiring {
-		p := l.pendings[id]
-		switch {
-		case p == nil || p.state != StatePending:
-		case p.deadline <= l.now:
-			t := l.records.at(p.t)
-			dr, cr := l.accounts[t.DebitAccountID], l.accounts[t.CreditAccountID]
-			dr.DebitsPending -= t.Amount
-			cr.CreditsPending -= t.Amount
-			p.state = StateExpired
-		default:
-			keep = append(keep, id)
+	var due []ID
+	next := int64(0)
+	l.tx.Scan(expiryPrefix, "", false, func(k string, _ []byte) bool {
+		deadline, id, ok := parseExpiryKey(k)
+		if !ok {
+			corrupt("expiry key", fmt.Errorf("%d bytes", len(k)))
 		}
+		if deadline > l.now {
+			next = deadline
+			return false
+		}
+		due = append(due, id)
+		return true
+	})
+	l.nextExpiry = next
+	for _, id := range due {
+		// Queued means pending: resolving a transfer takes it out of the
+		// queue in the same batch.
+		p := l.find(id)
+		if p == nil || p.Flags&Pending == 0 || p.state != StatePending {
+			corrupt("expiry queue", fmt.Errorf("transfer %s is queued but not pending", id))
+		}
+		p = l.adopt(p, nil)
+		dr, cr := l.accounts[p.DebitAccountID], l.accounts[p.CreditAccountID]
+		l.mark(dr)
+		l.mark(cr)
+		dr.DebitsPending -= p.Amount
+		cr.CreditsPending -= p.Amount
+		p.state = StateExpired
 	}
-	l.expiring = keep
 }
 
 // Totals are a currency's sums over all accounts.
@@ -546,6 +811,7 @@ type Totals struct {
 // first violation, or nil.
 func (l *Ledger) Check() error {
 	sums := map[string]*Totals{}
+	var broken *Account
 	for _, a := range l.accounts {
 		s := sums[a.Currency]
 		if s == nil {
@@ -556,54 +822,47 @@ func (l *Ledger) Check() error {
 		s.DebitsPosted += a.DebitsPosted
 		s.CreditsPending += a.CreditsPending
 		s.CreditsPosted += a.CreditsPosted
-		if a.Flags&DebitsMustNotExceedCredits != 0 && a.DebitsPending+a.DebitsPosted > a.CreditsPosted {
-			return fmt.Errorf("account %s: debits exceed credits", a.ID)
-		}
-		if a.Flags&CreditsMustNotExceedDebits != 0 && a.CreditsPending+a.CreditsPosted > a.DebitsPosted {
-			return fmt.Errorf("account %s: credits exceed debits", a.ID)
+		if (a.Flags&DebitsMustNotExceedCredits != 0 && a.DebitsPending+a.DebitsPosted > a.CreditsPosted) ||
+			(a.Flags&CreditsMustNotExceedDebits != 0 && a.CreditsPending+a.CreditsPosted > a.DebitsPosted) {
+			// The lowest id: the same answer on every node.
+			if broken == nil || string(a.ID[:]) < string(broken.ID[:]) {
+				broken = &a.Account
+			}
 		}
 	}
-	for cur, s := range sums {
-		if s.DebitsPosted != s.CreditsPosted || s.DebitsPending != s.CreditsPending {
+	if broken != nil {
+		if broken.Flags&DebitsMustNotExceedCredits != 0 {
+			return fmt.Errorf("account %s: debits exceed credits", broken.ID)
+		}
+		return fmt.Errorf("account %s: credits exceed debits", broken.ID)
+	}
+	curs := make([]string, 0, len(sums))
+	for cur := range sums {
+		curs = append(curs, cur)
+	}
+	slices.Sort(curs)
+	for _, cur := range curs {
+		if s := sums[cur]; s.DebitsPosted != s.CreditsPosted || s.DebitsPending != s.CreditsPending {
 			return fmt.Errorf("%s: debits %d/%d pending/posted, credits %d/%d", cur, s.DebitsPending, s.DebitsPosted, s.CreditsPending, s.CreditsPosted)
 		}
 	}
 	return nil
 }
 
-// Digest hashes the whole state (accounts and transfers, in id order), so
-// nodes can be compared at the same position.
+// Digest hashes the whole state, so nodes can be compared at the same
+// position: every account (id, balances, flags) and every transfer (id,
+// amount, pending state), through the order-free sums of disk.go. The
+// transfers' sum is kept as they are stored; the accounts' is made here.
 func (l *Ledger) Digest() string {
-	h := sha256.New()
-	ids := make([]ID, 0, len(l.accounts))
-	for id := range l.accounts {
-		ids = append(ids, id)
+	var accounts [2]uint64
+	for id, a := range l.accounts {
+		accounts = add(accounts, hash2(le.Uint64(id[0:8]), le.Uint64(id[8:16]), a.DebitsPending, a.DebitsPosted,
+			a.CreditsPending, a.CreditsPosted, uint64(a.Flags)))
 	}
-	sortIDs(ids)
-	var b [8]byte
-	for _, id := range ids {
-		a := l.accounts[id]
-		h.Write(id[:])
-		for _, v := range []uint64{a.DebitsPending, a.DebitsPosted, a.CreditsPending, a.CreditsPosted, uint64(a.Flags)} {
-			binary.BigEndian.PutUint64(b[:], v)
-			h.Write(b[:])
-		}
+	var b [8 * 6]byte
+	for i, v := range []uint64{uint64(len(l.accounts)), accounts[0], accounts[1], l.meta.stored, l.meta.sum[0], l.meta.sum[1]} {
+		binary.BigEndian.PutUint64(b[8*i:], v)
 	}
-	stored := make([]*record, 0, l.transfers.n)
-	l.transfers.all(func(i uint32) { stored = append(stored, l.records.at(i)) })
-	sort.Slice(stored, func(i, j int) bool { return string(stored[i].ID[:]) < string(stored[j].ID[:]) })
-	for _, t := range stored {
-		id := t.ID
-		h.Write(id[:])
-		binary.BigEndian.PutUint64(b[:], t.Amount)
-		h.Write(b[:])
-		if p, ok := l.pendings[id]; ok {
-			h.Write([]byte{byte(p.state)})
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func sortIDs(ids []ID) {
-	sort.Slice(ids, func(i, j int) bool { return string(ids[i][:]) < string(ids[j][:]) })
+	h := sha256.Sum256(b[:])
+	return hex.EncodeToString(h[:])
 }

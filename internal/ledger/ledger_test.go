@@ -3,12 +3,14 @@ package ledger
 import (
 	"slices"
 	"testing"
+
+	"superapp/internal/store/storetest"
 )
 
 const sec = int64(1e9)
 
 func TestTwoPhaseAndChains(t *testing.T) {
-	l := New()
+	l := newTestLedger(storetest.Open(t))
 	bank, alice, shop := idN(1), idN(2), idN(3)
 	if r := l.CreateAccounts(sec, []Account{
 		{ID: bank, Currency: "KRW"},
@@ -69,10 +71,11 @@ func TestTwoPhaseAndChains(t *testing.T) {
 	}
 }
 
-// BenchmarkCreateTransfers measures applying full batches in memory: the
-// ledger's own ceiling, before any network or disk.
+// BenchmarkCreateTransfers measures applying full batches, each in a store
+// batch of its own that is committed: the ledger's own ceiling, before any
+// network, log or command decoding.
 func BenchmarkCreateTransfers(b *testing.B) {
-	l := New()
+	l := newTestLedger(storetest.Open(b))
 	const accounts = 10_000
 	accs := make([]Account, accounts)
 	for i := range accs {

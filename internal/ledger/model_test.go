@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"pgregory.net/rapid"
+
+	"superapp/internal/store/storetest"
 )
 
 // model is a plain reference ledger: it keeps the stored transfers and
@@ -235,9 +237,10 @@ func TestLedgerAgainstModel(t *testing.T) {
 			}
 		}
 	}()
+	db := storetest.Open(t)
 	rapid.Check(t, func(t *rapid.T) {
-		l, m := New(), newModel()
-		twin := New() // a second node applying the same batches
+		l, m := newTestLedger(db), newModel()
+		twin := newTestLedger(db) // a second node applying the same batches
 		var accs []Account
 		currency := map[int]string{}
 		for i := 1; i <= 6; i++ {
@@ -322,6 +325,14 @@ func TestLedgerAgainstModel(t *testing.T) {
 				}
 				sent = append(sent, tr)
 				batch[i] = tr
+			}
+			if rapid.IntRange(0, 9).Draw(t, "restart") == 0 {
+				// The node restarts: a new ledger loads what the store holds.
+				digest, clock := l.Digest(), l.now
+				l = l.restart()
+				if l.Digest() != digest || l.now != clock {
+					t.Fatal("a restarted ledger differs")
+				}
 			}
 			got := l.CreateTransfers(now, batch)
 			twin.CreateTransfers(now, batch)

@@ -10,17 +10,24 @@ import (
 
 	"superapp/internal/apperr"
 	"superapp/internal/cmdlog"
+	"superapp/internal/store/storetest"
 )
 
-// applyCmd applies one command at at and returns its outcome.
+// applyCmd applies one command at at, as an entry of its own the way a
+// machine does, and returns its outcome.
 func applyCmd(t *testing.T, s *State, seq uint64, at time.Time, kind, actor string, cmd any) (any, *apperr.Error) {
 	t.Helper()
 	raw, _ := json.Marshal(cmd)
-	return s.Apply(seq, &cmdlog.Envelope{ID: cmdlog.NewID(), Kind: kind, Actor: actor, At: at, Data: raw})
+	tx := s.space.Begin()
+	defer func() {
+		tx.Commit()
+		tx.RunAfterCommit()
+	}()
+	return s.Apply(seq, &cmdlog.Envelope{ID: cmdlog.NewID(), Kind: kind, Actor: actor, At: at, Data: raw, Cursor: cmdlog.CursorOf(seq, 0)})
 }
 
 func TestPayRequestDecisions(t *testing.T) {
-	s := NewState()
+	s := NewState(storetest.Space(t, Stream))
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	r := PayRequest{ID: RequestID("app", "k1"), ClientID: "app", UserID: "alice", Amount: 100, Currency: "KRW", Capture: CaptureHold, ExpiresAt: t0.Add(time.Hour)}
 	if _, err := applyCmd(t, s, 1, t0, kindCreate, "app", createCmd{Request: r}); err != nil {
@@ -53,7 +60,7 @@ func TestPayRequestDecisions(t *testing.T) {
 }
 
 func TestDeliveryLease(t *testing.T) {
-	s := NewState()
+	s := NewState(storetest.Space(t, Stream))
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	if _, err := applyCmd(t, s, 1, t0, kindRevoked, "", revokedCmd{GrantID: "g1", ClientID: "app", UserID: "alice"}); err != nil {
 		t.Fatal(err)

@@ -70,9 +70,10 @@ func New(cfg Config) *Service {
 		cfg.Logger = slog.Default()
 	}
 	cfg.Retry = cfg.Retry.WithDefaults()
-	st := NewState()
-	m := cmdlog.NewMachine(Stream, cfg.Store.Space(Stream), st.Apply, cfg.Logger)
-	m.SetVolatile() // state still in memory: replayed from the first entry
+	space := cfg.Store.Space(Stream)
+	st := NewState(space)
+	m := cmdlog.NewMachine(Stream, space, st.Apply, cfg.Logger)
+	m.SetLoader(st.load)
 	s := &Service{cfg: cfg, state: st, machine: m, now: cfg.Now, log: cfg.Logger,
 		sub: &cmdlog.Submitter{Log: cfg.Log, Machine: m, Subject: "miniapp", Now: cfg.Now}}
 	s.w = newWorker(s)

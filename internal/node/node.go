@@ -70,8 +70,12 @@ type Config struct {
 	// CacheSize bounds the state store's block cache in bytes (0: the
 	// store's default).
 	CacheSize int64
-	Logger          *slog.Logger
-	Now             func() time.Time
+	// CheckpointInterval is how often the node writes a checkpoint of its
+	// state store (0: DefaultCheckpointInterval; shorter with a log
+	// retention).
+	CheckpointInterval time.Duration
+	Logger             *slog.Logger
+	Now                func() time.Time
 }
 
 // Node is one running superapp node.
@@ -95,12 +99,17 @@ type Node struct {
 	httpSrv  *http.Server
 	ln       net.Listener
 
-	bg        context.Context // the followers' life: until Close
-	stopBg    context.CancelFunc
-	started   atomic.Bool
-	endpoints atomic.Pointer[[]httpapi.Endpoint]
-	evacuated atomic.Pointer[map[string]bool]
-	wg        sync.WaitGroup
+	bg      context.Context // the followers' life: until Close
+	stopBg  context.CancelFunc
+	started atomic.Bool
+	// restoredFrom is the checkpoint the store was loaded from at start,
+	// restoreProblem why it could not be brought up to date (yet).
+	restoredFrom   atomic.Pointer[engine.CheckpointInfo]
+	restoreProblem atomic.Pointer[error]
+	checkpointMu   sync.Mutex
+	endpoints      atomic.Pointer[[]httpapi.Endpoint]
+	evacuated      atomic.Pointer[map[string]bool]
+	wg             sync.WaitGroup
 }
 
 // New validates cfg, opens the engine and binds the HTTP address.
@@ -400,6 +409,10 @@ func (n *Node) start(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+	if err := n.restoreState(ctx); err != nil {
+		return err
+	}
+	n.restoreProblem.Store(nil)
 	for _, m := range n.machines {
 		if err := m.Restore(); err != nil {
 			return fmt.Errorf("restore %s: %w", m.Name(), err)
@@ -471,6 +484,11 @@ func (n *Node) start(ctx context.Context) error {
 	// Webhooks are delivered once every read model they read is current.
 	n.miniapp.Start()
 	n.started.Store(true)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.keepCheckpointing(bg)
+	}()
 	n.log.Info("node started")
 	return nil
 }
@@ -480,6 +498,12 @@ func (n *Node) Ready(ctx context.Context) httpapi.Readiness {
 	var reasons []string
 	if !n.started.Load() {
 		reasons = append(reasons, "starting: streams, read models or token keys not ready")
+	}
+	if p := n.restoreProblem.Load(); p != nil {
+		reasons = append(reasons, "state store: "+(*p).Error())
+	}
+	if err := n.db.Failed(); err != nil {
+		reasons = append(reasons, "state store broken (rebuilt at the next start): "+err.Error())
 	}
 	if n.Evacuated(n.cfg.Engine.DC) {
 		reasons = append(reasons, "evacuated by an operator: serving, but leading no stream; undo with superapp evacuate --undo")

@@ -3,17 +3,21 @@
 // and the user's decision on them, grants (what a user let a mini-app do)
 // with their refresh-token generations, and the signing keys of ID tokens.
 // Its state is derived only from the OAUTH stream, so a request made on one
-// data center can be approved on a second and redeemed on a third.
+// data center can be approved on a second and redeemed on a third. The
+// read model lives in the node's state store (keys.go); only the key sets
+// and a few numbers are also kept in memory.
 //
 // Every single-use decision (approve, redeem a code, rotate a refresh token,
 // revoke) is a command decided in Apply with the command's own time, never
 // by one node's read model or clock. The package must never store a client
-// secret in clear, never hand out a grant the log does not hold, and never
+// secret in clear, never hand out a grant the log does not hold, never keep
+// in memory what grows with its users, clients or history, and never
 // import net/http or the NATS client.
 package oauth
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sort"
 	"strconv"
@@ -23,6 +27,7 @@ import (
 
 	"superapp/internal/apperr"
 	"superapp/internal/cmdlog"
+	"superapp/internal/store"
 )
 
 // Stream is the name of the OAuth stream.
@@ -171,22 +176,104 @@ type sealedKeys struct {
 	Sealed []byte `json:"sealed"`
 }
 
-// State is the OAuth read model. It is safe for concurrent use.
-type State struct {
-	mu       sync.RWMutex
-	clients  map[string]*Client
-	requests map[string]*Request // by the random part of the id
-	queue    []string            // request keys in the order made, for purging
-	grants   map[string]*Grant
-	// revoked lists grant ids in the order they were revoked, so that
-	// followers (webhooks) read only what is new.
-	revoked []string
-	keys    []sealedKeys
+// storedClient is a mini-app as the store keeps it: with its secret's
+// hash, which Client never shows.
+type storedClient struct {
+	Client
+	SecretHash string `json:"secret_hash"`
 }
 
-// NewState returns an empty state.
-func NewState() *State {
-	return &State{clients: map[string]*Client{}, requests: map[string]*Request{}, grants: map[string]*Grant{}}
+// queued is one request in the purge queue.
+type queued struct {
+	Nonce     string    `json:"nonce"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// State is the OAuth read model, kept in the store (see keys.go); queries
+// read what is committed. It is safe for concurrent use.
+type State struct {
+	space *store.Space
+
+	// mu guards the in-memory part: what is bounded by design, also in
+	// the store and loaded by Load.
+	mu sync.RWMutex
+	// keys are the ID-token key sets; first writer wins, so one (added
+	// only by EnsureKeys, never per user or client).
+	keys []sealedKeys
+	// revokedN is the number of revocations so far: the next revoked/ key.
+	// One number.
+	revokedN uint64
+
+	// Only apply uses these (one value each): the oldest request still
+	// kept (the purge queue's head), so that most commands find nothing to
+	// purge without reading the store, and a purge seeks straight to it
+	// rather than over the queue's deleted past. oldestKnown is false
+	// until the queue was read; oldest is nil when the queue is empty.
+	oldest      *queueHead
+	oldestKnown bool
+	// made holds the keys of the clients and grants made by the entry at
+	// madeSeq (one entry's commands at most). Such an id ends in its entry's
+	// position, so only a command of the same entry can have made it
+	// before: no store read tells whether it is in use.
+	madeSeq uint64
+	made    map[string]bool
+}
+
+// madeInEntry reports whether the entry at seq made the record at key
+// already.
+func (s *State) madeInEntry(seq uint64, key string) bool {
+	if s.madeSeq != seq {
+		clear(s.made)
+		s.madeSeq = seq
+	}
+	return s.made[key]
+}
+
+// markMade records that the entry being applied made the record at key.
+func (s *State) markMade(key string) {
+	if s.made == nil {
+		s.made = map[string]bool{}
+	}
+	s.made[key] = true
+}
+
+// queueHead is the purge queue's first entry.
+type queueHead struct {
+	key       string
+	createdAt time.Time
+}
+
+// NewState returns the state kept in space (the OAUTH stream's).
+func NewState(space *store.Space) *State {
+	return &State{space: space}
+}
+
+// Load fills the in-memory part from the store; the machine's loader.
+func (s *State) Load() {
+	var names []string
+	s.space.Scan(keysPrefix, "", false, func(k string, _ []byte) bool {
+		names = append(names, k)
+		return true
+	})
+	keys := make([]sealedKeys, len(names))
+	for i, k := range names {
+		s.space.GetJSON(k, &keys[i])
+	}
+	n := s.revokedCount()
+	s.mu.Lock()
+	s.keys, s.revokedN = keys, n
+	s.oldest, s.oldestKnown = nil, false
+	s.mu.Unlock()
+}
+
+// revokedCount is the number of revocations committed.
+func (s *State) revokedCount() uint64 {
+	var n uint64
+	s.space.Scan(revokedPrefix, "", true, func(k string, _ []byte) bool {
+		n = store.ParseSeq(k[len(revokedPrefix):]) + 1
+		return false
+	})
+	return n
 }
 
 // Command kinds in the OAUTH stream.
@@ -253,12 +340,11 @@ type revoke struct {
 	Reason   string `json:"reason"`
 }
 
-// Apply applies one OAUTH command. It is deterministic: e.At is its only
-// clock.
+// Apply applies one OAUTH command, writing to the entry's batch. It is
+// deterministic: e.At is its only clock.
 func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.purge(e.At)
+	tx := s.space.Tx()
+	s.purge(tx, e.At)
 	bad := apperr.New(apperr.Malformed, "bad command")
 	switch e.Kind {
 	case kindRegister:
@@ -267,32 +353,33 @@ func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 			return nil, bad
 		}
 		n := 0
-		for _, cl := range s.clients {
-			if cl.Owner == e.Actor {
-				n++
-			}
-		}
+		tx.Scan(ownerKeys(e.Actor), "", false, func(string, []byte) bool {
+			n++
+			return n < maxAppsPerOwner
+		})
 		if n >= maxAppsPerOwner {
 			return nil, apperr.New(apperr.Conflict, "an account may register at most %d mini-apps", maxAppsPerOwner)
 		}
-		cl := &Client{
+		cl := storedClient{Client: Client{
 			ID: c.Nonce + "." + strconv.FormatUint(seq, 10), Owner: e.Actor, Name: c.Name,
 			RedirectURIs: c.RedirectURIs, WebhookURL: c.WebhookURL, Scopes: c.Scopes, CreatedAt: e.At,
-			SecretVersion: 1, SecretRotatedAt: e.At, secretHash: c.SecretHash,
-		}
-		if _, dup := s.clients[cl.ID]; dup {
+			SecretVersion: 1, SecretRotatedAt: e.At,
+		}, SecretHash: c.SecretHash}
+		if s.madeInEntry(seq, clientKey(cl.ID)) {
 			return nil, apperr.New(apperr.Conflict, "client id in use")
 		}
-		s.clients[cl.ID] = cl
-		return *cl, nil
+		tx.SetJSON(clientKey(cl.ID), cl)
+		tx.Set(ownerKey(cl.Owner, cl.ID), nil)
+		s.markMade(clientKey(cl.ID))
+		return cl.Client, nil
 
 	case kindRotate:
 		var c rotateSecret
 		if json.Unmarshal(e.Data, &c) != nil {
 			return nil, bad
 		}
-		cl, ok := s.clients[c.ClientID]
-		if !ok {
+		var cl storedClient
+		if !tx.GetJSON(clientKey(c.ClientID), &cl) {
 			return nil, apperr.New(apperr.NotFound, "no such mini-app")
 		}
 		if cl.Owner != e.Actor {
@@ -301,27 +388,28 @@ func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 		if c.Version != cl.SecretVersion+1 {
 			return nil, apperr.New(apperr.Conflict, "the secret was rotated meanwhile; retry")
 		}
-		cl.SecretVersion, cl.SecretRotatedAt, cl.secretHash = c.Version, e.At, c.SecretHash
-		return *cl, nil
+		cl.SecretVersion, cl.SecretRotatedAt, cl.SecretHash = c.Version, e.At, c.SecretHash
+		tx.SetJSON(clientKey(cl.ID), cl)
+		return cl.Client, nil
 
 	case kindRequest:
 		var c createRequest
 		if json.Unmarshal(e.Data, &c) != nil || c.Nonce == "" {
 			return nil, bad
 		}
-		cl, ok := s.clients[c.ClientID]
-		if !ok {
+		var cl storedClient
+		if !tx.GetJSON(clientKey(c.ClientID), &cl) {
 			return nil, apperr.New(apperr.NotFound, "no such mini-app")
 		}
 		if !slices.Contains(cl.RedirectURIs, c.RedirectURI) {
 			return nil, apperr.Field("redirect_uri", "redirect_uri is not registered for this mini-app")
 		}
 		for _, sc := range c.Scopes {
-			if !scopeAllowed(cl, sc) {
+			if !scopeAllowed(&cl.Client, sc) {
 				return nil, apperr.Field("scope", "scope %q is not registered for this mini-app", sc)
 			}
 		}
-		if _, dup := s.requests[c.Nonce]; dup {
+		if tx.Has(requestKey(c.Nonce)) {
 			return nil, apperr.New(apperr.Conflict, "request id in use")
 		}
 		r := &Request{
@@ -329,8 +417,11 @@ func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 			Scopes: c.Scopes, State: c.State, Nonce: c.OIDCNonce, CodeChallenge: c.CodeChallenge,
 			ResponseMode: c.ResponseMode, CreatedAt: e.At, ExpiresAt: e.At.Add(RequestTTL),
 		}
-		s.requests[c.Nonce] = r
-		s.queue = append(s.queue, c.Nonce)
+		tx.SetJSON(requestKey(c.Nonce), r)
+		tx.SetJSON(queueKey(e.Cursor), queued{Nonce: c.Nonce, CreatedAt: e.At})
+		if s.oldestKnown && s.oldest == nil {
+			s.oldest = &queueHead{key: queueKey(e.Cursor), createdAt: e.At}
+		}
 		return *r, nil
 
 	case kindApprove, kindDeny:
@@ -338,7 +429,7 @@ func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 		if json.Unmarshal(e.Data, &c) != nil || e.Actor == "" {
 			return nil, bad
 		}
-		r, ok := s.requestByID(c.RequestID)
+		r, ok := requestByID(tx, c.RequestID)
 		if !ok {
 			return nil, apperr.New(apperr.NotFound, "no such authorization request")
 		}
@@ -348,9 +439,8 @@ func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 		case !e.At.Before(r.ExpiresAt):
 			return nil, apperr.New(RequestExpired, "this authorization request expired; start the login again")
 		}
-		if _, ok := s.clients[r.ClientID]; !ok {
-			return nil, apperr.New(apperr.NotFound, "no such mini-app")
-		}
+		// The request was made for a known mini-app, and mini-apps are
+		// never removed: no need to read it again.
 		at := e.At
 		r.UserID, r.SessionID, r.DecidedAt = e.Actor, c.SessionID, &at
 		if e.Kind == kindApprove {
@@ -359,6 +449,7 @@ func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 		} else {
 			r.Denied = true
 		}
+		tx.SetJSON(requestKey(key(r.ID)), r)
 		return *r, nil
 
 	case kindRedeem:
@@ -366,7 +457,7 @@ func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 		if json.Unmarshal(e.Data, &c) != nil || c.GrantNonce == "" {
 			return nil, bad
 		}
-		r, ok := s.requestByID(c.RequestID)
+		r, ok := requestByID(tx, c.RequestID)
 		switch {
 		case !ok:
 			return nil, apperr.New(apperr.NotFound, "unknown or expired authorization code")
@@ -374,34 +465,37 @@ func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 			return nil, apperr.New(apperr.Conflict, "the authorization request was not approved")
 		case r.GrantID != "":
 			// RFC 6749 §4.1.2: a code used twice revokes what it granted.
-			if g, ok := s.grants[r.GrantID]; ok {
-				s.revoke(g, e.At, "code_reused")
+			var g Grant
+			if tx.GetJSON(grantKey(r.GrantID), &g) {
+				s.revoke(tx, &g, e.At, "code_reused")
 			}
 			return nil, apperr.New(apperr.Conflict, "the authorization code was already used; the grant it made is revoked")
 		case r.DecidedAt == nil || e.At.Sub(*r.DecidedAt) > CodeTTL:
 			return nil, apperr.New(RequestExpired, "the authorization code expired")
 		}
-		if _, ok := s.clients[r.ClientID]; !ok {
-			return nil, apperr.New(apperr.NotFound, "no such mini-app")
-		}
-		g := &Grant{
+		// The mini-app is known: as in approve.
+		g := Grant{
 			ID: c.GrantNonce + "." + strconv.FormatUint(seq, 10), ClientID: r.ClientID, UserID: r.UserID,
 			Scopes: r.Scopes, AuthTime: *r.DecidedAt, CreatedAt: e.At, RefreshedAt: e.At,
 			Offline: slices.Contains(r.Scopes, ScopeOffline), RequestID: r.ID,
 		}
-		if _, dup := s.grants[g.ID]; dup {
+		if s.madeInEntry(seq, grantKey(g.ID)) {
 			return nil, apperr.New(apperr.Conflict, "grant id in use")
 		}
-		s.grants[g.ID] = g
+		tx.SetJSON(grantKey(g.ID), g)
+		tx.Set(userGrantKey(g.UserID, g.ID), []byte(g.ClientID))
+		s.markMade(grantKey(g.ID))
 		r.GrantID = g.ID
-		return *g, nil
+		tx.SetJSON(requestKey(key(r.ID)), r)
+		return g, nil
 
 	case kindRefresh:
 		var c refresh
 		if json.Unmarshal(e.Data, &c) != nil {
 			return nil, bad
 		}
-		g, ok := s.grants[c.GrantID]
+		var g Grant
+		ok := tx.GetJSON(grantKey(c.GrantID), &g)
 		switch {
 		case !ok:
 			return nil, apperr.New(apperr.NotFound, "unknown refresh token")
@@ -415,7 +509,7 @@ func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 			return nil, apperr.New(apperr.NotFound, "unknown refresh token")
 		case c.Gen < g.Gen:
 			// An old refresh token came back: it was copied. End the grant.
-			s.revoke(g, e.At, "refresh_token_reused")
+			s.revoke(tx, &g, e.At, "refresh_token_reused")
 			return nil, apperr.New(apperr.SessionRevoked, "the refresh token was already used; the grant is revoked")
 		}
 		for _, sc := range c.Scopes {
@@ -429,7 +523,8 @@ func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 			// Narrowing is for good: a refresh cannot widen a grant.
 			g.Scopes = c.Scopes
 		}
-		return *g, nil
+		tx.SetJSON(grantKey(g.ID), g)
+		return g, nil
 
 	case kindRevoke:
 		var c revoke
@@ -441,32 +536,43 @@ func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 			if e.Actor == "" || c.ClientID == "" {
 				return nil, bad
 			}
-			ids := make([]string, 0)
-			for id, g := range s.grants {
-				if g.UserID == e.Actor && g.ClientID == c.ClientID && g.RevokedAt == nil {
-					ids = append(ids, id)
+			// In grant id order: every node revokes them in the same order.
+			var ids []string
+			from := userGrants(e.Actor)
+			tx.Scan(from, "", false, func(k string, v []byte) bool {
+				if string(v) == c.ClientID {
+					ids = append(ids, k[len(from):])
+				}
+				return true
+			})
+			n := 0
+			for _, id := range ids {
+				var g Grant
+				if tx.GetJSON(grantKey(id), &g) && g.RevokedAt == nil {
+					s.revoke(tx, &g, e.At, c.Reason)
+					n++
 				}
 			}
-			sort.Strings(ids)
-			for _, id := range ids {
-				s.revoke(s.grants[id], e.At, c.Reason)
-			}
-			return map[string]int{"revoked": len(ids)}, nil
+			return map[string]int{"revoked": n}, nil
 		}
-		g, ok := s.grants[c.GrantID]
+		var g Grant
+		ok := tx.GetJSON(grantKey(c.GrantID), &g)
 		if !ok || (e.Actor != "" && g.UserID != e.Actor) || (c.ClientID != "" && g.ClientID != c.ClientID) {
 			return nil, apperr.New(apperr.NotFound, "no such grant")
 		}
-		s.revoke(g, e.At, c.Reason)
-		return *g, nil
+		s.revoke(tx, &g, e.At, c.Reason)
+		return g, nil
 
 	case kindAddKeys:
 		var c sealedKeys
 		if json.Unmarshal(e.Data, &c) != nil {
 			return nil, bad
 		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		if len(s.keys) == 0 {
 			// First writer wins; every node then uses the same keys.
+			tx.SetJSON(keysKey(len(s.keys)), c)
 			s.keys = append(s.keys, c)
 		}
 		return map[string]string{"kid": s.keys[len(s.keys)-1].Kid}, nil
@@ -477,15 +583,32 @@ func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 // purge forgets requests made more than requestKeep before now. The queue
 // is in log order, so every node forgets the same requests at the same
 // command.
-func (s *State) purge(now time.Time) {
-	for len(s.queue) > 0 {
-		r, ok := s.requests[s.queue[0]]
-		if ok && now.Sub(r.CreatedAt) < requestKeep {
-			return
-		}
-		delete(s.requests, s.queue[0])
-		s.queue = s.queue[1:]
+func (s *State) purge(tx *store.Tx, now time.Time) {
+	if s.oldestKnown && (s.oldest == nil || now.Sub(s.oldest.createdAt) < requestKeep) {
+		return
 	}
+	from := ""
+	if s.oldest != nil {
+		from = s.oldest.key
+	}
+	var gone []string // queue keys, then request keys
+	var oldest *queueHead
+	tx.Scan(queuePrefix, from, false, func(k string, v []byte) bool {
+		var q queued
+		if err := json.Unmarshal(v, &q); err != nil {
+			panic(store.Failure{Err: fmt.Errorf("decode %s: %w", k, err)})
+		}
+		if now.Sub(q.CreatedAt) < requestKeep {
+			oldest = &queueHead{key: k, createdAt: q.CreatedAt}
+			return false
+		}
+		gone = append(gone, k, requestKey(q.Nonce))
+		return true
+	})
+	for _, k := range gone {
+		tx.Delete(k)
+	}
+	s.oldest, s.oldestKnown = oldest, true
 }
 
 func scopeAllowed(c *Client, scope string) bool {
@@ -498,51 +621,49 @@ func key(id string) string {
 	return k
 }
 
+// getter reads committed state (a Space) or an entry's batch (a Tx).
+type getter interface {
+	GetJSON(key string, v any) bool
+}
+
 // requestByID finds a request by its id or its approved id.
-func (s *State) requestByID(id string) (*Request, bool) {
-	r, ok := s.requests[key(id)]
-	if !ok || (id != r.ID && id != r.ApprovedID) {
+func requestByID(g getter, id string) (*Request, bool) {
+	var r Request
+	if !g.GetJSON(requestKey(key(id)), &r) || (id != r.ID && id != r.ApprovedID) {
 		return nil, false
 	}
-	return r, true
+	return &r, true
 }
 
-func (c *Client) clone() Client {
-	out := *c
-	out.RedirectURIs = slices.Clone(c.RedirectURIs)
-	out.Scopes = slices.Clone(c.Scopes)
-	return out
-}
-
-// Client returns a copy of the mini-app with id.
+// Client returns the mini-app with id.
 func (s *State) Client(id string) (Client, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	c, ok := s.clients[id]
-	if !ok {
+	var c storedClient
+	if !s.space.GetJSON(clientKey(id), &c) {
 		return Client{}, false
 	}
-	return c.clone(), true
+	return c.Client, true
 }
 
 func (s *State) secretHash(id string) (string, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	c, ok := s.clients[id]
-	if !ok {
+	var c storedClient
+	if !s.space.GetJSON(clientKey(id), &c) {
 		return "", false
 	}
-	return c.secretHash, true
+	return c.SecretHash, true
 }
 
 // ClientsOf lists the mini-apps an account registered, oldest first.
 func (s *State) ClientsOf(owner string) []Client {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	var ids []string
+	from := ownerKeys(owner)
+	s.space.Scan(from, "", false, func(k string, _ []byte) bool {
+		ids = append(ids, k[len(from):])
+		return true
+	})
 	out := []Client{}
-	for _, c := range s.clients {
-		if c.Owner == owner {
-			out = append(out, c.clone())
+	for _, id := range ids {
+		if c, ok := s.Client(id); ok {
+			out = append(out, c)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -554,42 +675,36 @@ func (s *State) ClientsOf(owner string) []Client {
 	return out
 }
 
-// Request returns a copy of the request with id (its id or approved id).
+// Request returns the request with id (its id or approved id).
 func (s *State) Request(id string) (Request, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	r, ok := s.requestByID(id)
+	r, ok := requestByID(s.space, id)
 	if !ok {
 		return Request{}, false
 	}
-	out := *r
-	out.Scopes = slices.Clone(r.Scopes)
-	return out, true
+	return *r, true
 }
 
-// Grant returns a copy of the grant with id.
+// Grant returns the grant with id.
 func (s *State) Grant(id string) (Grant, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	g, ok := s.grants[id]
-	if !ok {
+	var g Grant
+	if !s.space.GetJSON(grantKey(id), &g) {
 		return Grant{}, false
 	}
-	out := *g
-	out.Scopes = slices.Clone(g.Scopes)
-	return out, true
+	return g, true
 }
 
 // GrantsOf lists a user's grants that are live at now, newest first.
 func (s *State) GrantsOf(user string, now time.Time) []Grant {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	var ids []string
+	from := userGrants(user)
+	s.space.Scan(from, "", false, func(k string, _ []byte) bool {
+		ids = append(ids, k[len(from):])
+		return true
+	})
 	out := []Grant{}
-	for _, g := range s.grants {
-		if g.UserID == user && g.Live(now) {
-			c := *g
-			c.Scopes = slices.Clone(g.Scopes)
-			out = append(out, c)
+	for _, id := range ids {
+		if g, ok := s.Grant(id); ok && g.Live(now) {
+			out = append(out, g)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -618,24 +733,38 @@ func (s *State) RevokedGrants() []Grant {
 
 // RevokedSince returns the grants revoked after the first from
 // revocations, in the order they were revoked, and the cursor to ask from
-// next time.
+// next time. It reads what is committed only, so a cursor never skips a
+// revocation being applied.
 func (s *State) RevokedSince(from int) ([]Grant, int) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	n := s.revokedCount()
+	start := min(uint64(max(from, 0)), n)
+	var ids []string
+	s.space.Scan(revokedPrefix, revokedKey(start), false, func(k string, v []byte) bool {
+		if store.ParseSeq(k[len(revokedPrefix):]) >= n {
+			return false
+		}
+		ids = append(ids, string(v))
+		return true
+	})
 	out := []Grant{}
-	for _, id := range s.revoked[min(from, len(s.revoked)):] {
-		c := *s.grants[id]
-		c.Scopes = slices.Clone(c.Scopes)
-		out = append(out, c)
+	for _, id := range ids {
+		if g, ok := s.Grant(id); ok {
+			out = append(out, g)
+		}
 	}
-	return out, len(s.revoked)
+	return out, int(n)
 }
 
-// revoke ends a grant (once); the caller holds s.mu.
-func (s *State) revoke(g *Grant, at time.Time, reason string) {
+// revoke ends a grant (once), in the entry's batch.
+func (s *State) revoke(tx *store.Tx, g *Grant, at time.Time, reason string) {
 	if g.RevokedAt != nil {
 		return
 	}
 	g.RevokedAt, g.RevokeReason = &at, reason
-	s.revoked = append(s.revoked, g.ID)
+	tx.SetJSON(grantKey(g.ID), g)
+	s.mu.Lock()
+	n := s.revokedN
+	s.revokedN++
+	s.mu.Unlock()
+	tx.Set(revokedKey(n), []byte(g.ID))
 }

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"superapp/internal/apperr"
-	"superapp/internal/store/storetest"
 	"superapp/internal/cmdlog"
 	"superapp/internal/oauth"
+	"superapp/internal/store/storetest"
 )
 
 // memLog is an in-memory stream: every append is applied at once by every

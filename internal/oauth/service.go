@@ -58,9 +58,10 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	st := NewState()
-	m := cmdlog.NewMachine(Stream, cfg.Store.Space(Stream), st.Apply, cfg.Logger)
-	m.SetVolatile() // state still in memory: replayed from the first entry
+	space := cfg.Store.Space(Stream)
+	st := NewState(space)
+	m := cmdlog.NewMachine(Stream, space, st.Apply, cfg.Logger)
+	m.SetLoader(st.Load)
 	return &Service{
 		state:   st,
 		machine: m,

@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"superapp/internal/identity"
-	"superapp/internal/store/storetest"
 	"superapp/internal/oauth"
+	"superapp/internal/store/storetest"
 )
 
 // The library logs every refused request through slog's default logger.
@@ -31,7 +31,7 @@ func newProvider(t *testing.T) *Provider {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := oauth.New(oauth.Config{Log: downLog{}, Store: storetest.Open(t), Secret: []byte("s"), Logger: quiet})
 	t.Cleanup(svc.Close)
-	p, err := New(Config{OAuth: svc, Users: identity.NewState(), Issuer: func() string { return "https://id.example.com/oidc/" }, Logger: quiet})
+	p, err := New(Config{OAuth: svc, Users: identity.NewState(storetest.Space(t, identity.Stream)), Issuer: func() string { return "https://id.example.com/oidc/" }, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,11 +121,13 @@ type Withdrawal struct {
 }
 
 func (s *State) withdrawBegin(now int64, e *cmdlog.Envelope, c moneyCmd) (any, *apperr.Error) {
-	if st, ok := s.l.PendingStateOf(c.ID); ok {
+	tx := s.tx()
+	if st, ok := s.l.PendingStateOf(tx, c.ID); ok {
 		return Withdrawal{TransferID: c.ID, Amount: c.Amount, Currency: c.Currency, Status: map[ledger.PendingState]string{
 			ledger.StatePending: "pending", ledger.StatePosted: "ok", ledger.StateVoided: "declined", ledger.StateExpired: "declined"}[st]}, nil
 	}
-	if err := s.withinLimits(e.Actor, c.Currency, c.Amount, e.At); err != nil {
+	sp, err := s.withinLimits(e.Actor, c.Currency, c.Amount, e.At)
+	if err != nil {
 		return nil, err
 	}
 	s.ensureWallet(now, e.Actor, c.Currency)
@@ -135,7 +137,7 @@ func (s *State) withdrawBegin(now int64, e *cmdlog.Envelope, c moneyCmd) (any, *
 	if st := s.l.CreateTransfers(now, []ledger.Transfer{t})[0]; st != ledger.OK {
 		return nil, refusal(st)
 	}
-	s.book(e.Actor, c.Currency, c.Amount, e.At)
+	s.book(sp)
 	s.openBankOp(BankOp{Kind: "payout", User: e.Actor, ClientID: c.ClientID, TransferID: c.ID, Amount: c.Amount, Currency: c.Currency, Ref: c.ID.String(), DC: c.DC, At: e.At})
 	return Withdrawal{TransferID: c.ID, Amount: c.Amount, Currency: c.Currency, Status: "pending"}, nil
 }
@@ -146,13 +148,14 @@ func (s *State) withdrawEnd(now int64, e *cmdlog.Envelope, c moneyCmd, paid bool
 		t.Flags = ledger.PostPending
 	}
 	st := s.l.CreateTransfers(now, []ledger.Transfer{t})[0]
-	if ps, _ := s.l.PendingStateOf(c.ID); ps != ledger.StatePending {
+	tx := s.tx()
+	if ps, _ := s.l.PendingStateOf(tx, c.ID); ps != ledger.StatePending {
 		s.closeBankOp(c.ID)
 	}
 	w := Withdrawal{TransferID: c.ID, Amount: c.Amount, Currency: c.Currency, Status: "declined"}
 	switch {
 	case st == ledger.OK || st == ledger.Exists || st == ledger.PendingTransferAlreadyPosted || st == ledger.PendingTransferAlreadyVoided:
-		if ps, _ := s.l.PendingStateOf(c.ID); ps == ledger.StatePosted {
+		if ps, _ := s.l.PendingStateOf(tx, c.ID); ps == ledger.StatePosted {
 			w.Status = "ok"
 		}
 	default:
@@ -211,10 +214,11 @@ func (s *Service) Withdraw(ctx context.Context, user string, in MoneyInput) (Wit
 
 // pendingOf returns where a pending transfer stands and its amount.
 func (s *State) pendingOf(id ledger.ID) (ledger.PendingState, uint64) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	st, _ := s.l.PendingStateOf(id)
-	t, _ := s.l.Transfer(id)
+	t, ok := s.l.Transfer(s.space, id)
+	if !ok {
+		return 0, 0
+	}
+	st, _ := s.l.PendingStateOf(s.space, id)
 	return st, t.Amount
 }
 

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"superapp/internal/cmdlog"
-	"superapp/internal/store/storetest"
 	"superapp/internal/ledger"
 )
 
@@ -44,7 +43,12 @@ func packed(tb testing.TB, b Batch) []byte {
 }
 
 func newMachine(t testing.TB, st *State) *cmdlog.Machine {
-	return cmdlog.NewMachine(Stream, storetest.Space(t, Stream), st.Apply, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := cmdlog.NewMachine(Stream, st.space, st.Apply, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m.SetLoader(st.load)
+	if err := m.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // TestBatchCommandForms applies the same batches as binary commands on two
@@ -68,7 +72,7 @@ func TestBatchCommandForms(t *testing.T) {
 		}},
 	}
 	want := [][]string{{"ok", "ok"}, {"ok", "ok", "linked_event_failed", "exceeds_credits", "ok"}, {"exists", "exists", "exists_with_different_fields"}}
-	nodes := []*State{NewState(), NewState(), NewState()}
+	nodes := []*State{newTestState(t), newTestState(t), newTestState(t)}
 	machines := []*cmdlog.Machine{newMachine(t, nodes[0]), newMachine(t, nodes[1]), newMachine(t, nodes[2])}
 	at := time.Unix(1_800_000_000, 0)
 	for i, b := range batches {
@@ -126,13 +130,15 @@ func TestBatchCommandForms(t *testing.T) {
 func BenchmarkApplyBatch(b *testing.B) {
 	for _, form := range []string{"binary", "json"} {
 		b.Run(form, func(b *testing.B) {
-			st := NewState()
+			st := newTestState(b)
 			accs := make([]ledger.Account, 10_000)
 			for i := range accs {
 				accs[i] = ledger.Account{ID: ledger.IDFrom("a" + strconv.Itoa(i)), Currency: "KRW"}
 			}
-			st.l.CreateAccounts(1, accs[:ledger.MaxBatch])
-			st.l.CreateAccounts(1, accs[ledger.MaxBatch:])
+			inEntry(st, func() {
+				st.l.CreateAccounts(1, accs[:ledger.MaxBatch])
+				st.l.CreateAccounts(1, accs[ledger.MaxBatch:])
+			})
 			m := newMachine(b, st)
 			// Enough distinct batches that the timed ones are all new.
 			entries := make([][]byte, 64)
@@ -159,9 +165,11 @@ func BenchmarkApplyBatch(b *testing.B) {
 			for b.Loop() {
 				if n == len(entries) {
 					b.StopTimer()
-					st, n = NewState(), 0
-					st.l.CreateAccounts(1, accs[:ledger.MaxBatch])
-					st.l.CreateAccounts(1, accs[ledger.MaxBatch:])
+					st, n = newTestState(b), 0
+					inEntry(st, func() {
+						st.l.CreateAccounts(1, accs[:ledger.MaxBatch])
+						st.l.CreateAccounts(1, accs[ledger.MaxBatch:])
+					})
 					m = newMachine(b, st)
 					b.StartTimer()
 				}

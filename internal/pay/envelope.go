@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"superapp/internal/apperr"
 	"superapp/internal/cmdlog"
 	"superapp/internal/ledger"
+	"superapp/internal/store"
 )
 
 // A red envelope splits an amount among the first members of a group who
@@ -51,8 +53,33 @@ type Envelope struct {
 	Claims         map[string]uint64 `json:"claims"`
 	Status         string            `json:"status"` // open, emptied, returned
 	ExpiresAt      time.Time         `json:"expires_at"`
-	eligible       []string
-	claimOrder     int
+}
+
+// envelopeRecord is an envelope as the store keeps it: with the members
+// who may claim it, which its view does not show.
+type envelopeRecord struct {
+	Envelope
+	Eligible []string `json:"eligible"`
+}
+
+// openEnvelope is an envelope still open, in State.open and envopen/.
+type openEnvelope struct {
+	cursor  uint64 // the command that made it: its place in envopen/
+	id      ledger.ID
+	expires time.Time
+}
+
+func (o openEnvelope) encode() []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(nil), o.id[:]...), uint64(o.expires.UnixNano()))
+}
+
+func decodeOpenEnvelope(k string, v []byte) openEnvelope {
+	if len(v) != 24 {
+		panic(store.Failure{Err: fmt.Errorf("pay: open envelope %q: %d bytes", k, len(v))})
+	}
+	o := openEnvelope{cursor: store.ParseSeq(k[len(openEnvelopePrefix):]), expires: time.Unix(0, int64(binary.BigEndian.Uint64(v[16:]))).UTC()}
+	copy(o.id[:], v)
+	return o
 }
 
 const (
@@ -74,10 +101,13 @@ type envelopeCmd struct {
 func escrowID(envelope ledger.ID) ledger.ID { return ledger.IDFrom("envelope/" + envelope.String()) }
 
 func (s *State) createEnvelope(now int64, e *cmdlog.Envelope, c envelopeCmd) (any, *apperr.Error) {
-	if old := s.envelopes[c.ID]; old != nil {
-		return old.view(), nil
+	tx := s.tx()
+	var old envelopeRecord
+	if tx.GetJSON(envelopeKey(c.ID), &old) {
+		return old.Envelope, nil
 	}
-	if err := s.withinLimits(e.Actor, c.Currency, c.Amount, e.At); err != nil {
+	sp, err := s.withinLimits(e.Actor, c.Currency, c.Amount, e.At)
+	if err != nil {
 		return nil, err
 	}
 	s.ensureWallet(now, e.Actor, c.Currency)
@@ -87,19 +117,22 @@ func (s *State) createEnvelope(now int64, e *cmdlog.Envelope, c envelopeCmd) (an
 	if st := s.l.CreateTransfers(now, []ledger.Transfer{t})[0]; st != ledger.OK {
 		return nil, refusal(st)
 	}
-	s.book(e.Actor, c.Currency, c.Amount, e.At)
-	env := &Envelope{EnvelopeID: c.ID, ConversationID: c.Conv, Sender: e.Actor, Amount: c.Amount, Currency: c.Currency,
+	s.book(sp)
+	env := envelopeRecord{Envelope: Envelope{EnvelopeID: c.ID, ConversationID: c.Conv, Sender: e.Actor, Amount: c.Amount, Currency: c.Currency,
 		Shares: c.Shares, Split: c.Split, Remaining: c.Amount, Claims: map[string]uint64{}, Status: "open",
-		ExpiresAt: e.At.Add(EnvelopeLifetime), eligible: c.Eligible}
-	s.envelopes[c.ID] = env
-	s.envelopeOrder = append(s.envelopeOrder, c.ID)
+		ExpiresAt: e.At.Add(EnvelopeLifetime)}, Eligible: c.Eligible}
+	tx.SetJSON(envelopeKey(c.ID), env)
+	o := openEnvelope{cursor: e.Cursor, id: c.ID, expires: env.ExpiresAt}
+	s.open = append(s.open, o)
+	tx.Set(openEnvelopeKey(o.cursor), o.encode())
 	s.record(e.Actor, Entry{TransferID: c.ID, Kind: "envelope", Amount: c.Amount, Currency: c.Currency, ClientID: c.ClientID, At: e.At})
-	return env.view(), nil
+	return env.Envelope, nil
 }
 
 func (s *State) claim(now int64, e *cmdlog.Envelope, id ledger.ID) (any, *apperr.Error) {
-	env := s.envelopes[id]
-	if env == nil || !slices.Contains(env.eligible, e.Actor) {
+	tx := s.tx()
+	var env envelopeRecord
+	if !tx.GetJSON(envelopeKey(id), &env) || !slices.Contains(env.Eligible, e.Actor) {
 		return nil, apperr.New(apperr.NotFound, "no such envelope for you")
 	}
 	if _, ok := env.Claims[e.Actor]; ok {
@@ -138,22 +171,37 @@ func (s *State) claim(now int64, e *cmdlog.Envelope, id ledger.ID) (any, *apperr
 	env.Remaining -= share
 	if len(env.Claims) == env.Shares {
 		env.Status = "emptied"
+		s.closeEnvelope(id)
 	}
+	tx.SetJSON(envelopeKey(id), env)
 	s.record(e.Actor, Entry{TransferID: tid, Kind: "received", Amount: share, Currency: env.Currency, Counterparty: env.Sender, At: e.At})
-	return env.view(), nil
+	return env.Envelope, nil
+}
+
+// closeEnvelope takes an envelope off the open list.
+func (s *State) closeEnvelope(id ledger.ID) {
+	for i, o := range s.open {
+		if o.id == id {
+			s.tx().Delete(openEnvelopeKey(o.cursor))
+			s.open = slices.Delete(s.open, i, i+1)
+			return
+		}
+	}
 }
 
 // expireEnvelopes sends what is left of expired envelopes back.
 func (s *State) expireEnvelopes(now int64, at time.Time) {
-	keep := s.envelopeOrder[:0]
-	for _, id := range s.envelopeOrder {
-		env := s.envelopes[id]
-		if env.Status != "open" {
+	keep := s.open[:0]
+	for _, o := range s.open {
+		if at.Before(o.expires) {
+			keep = append(keep, o)
 			continue
 		}
-		if at.Before(env.ExpiresAt) {
-			keep = append(keep, id)
-			continue
+		tx, id := s.tx(), o.id
+		tx.Delete(openEnvelopeKey(o.cursor))
+		var env envelopeRecord
+		if !tx.GetJSON(envelopeKey(id), &env) || env.Status != "open" {
+			continue // emptied ones leave the list when emptied
 		}
 		if env.Remaining > 0 {
 			tid := ledger.IDFrom("return/" + id.String())
@@ -162,28 +210,18 @@ func (s *State) expireEnvelopes(now int64, at time.Time) {
 			env.Remaining = 0
 		}
 		env.Status = "returned"
+		tx.SetJSON(envelopeKey(id), env)
 	}
-	s.envelopeOrder = keep
-}
-
-func (env *Envelope) view() Envelope {
-	v := *env
-	v.Claims = make(map[string]uint64, len(env.Claims))
-	for k, a := range env.Claims {
-		v.Claims[k] = a
-	}
-	return v
+	s.open = keep
 }
 
 // EnvelopeOf returns an envelope to its sender or an eligible member.
 func (s *State) EnvelopeOf(id ledger.ID, user string) (Envelope, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	env := s.envelopes[id]
-	if env == nil || (env.Sender != user && !slices.Contains(env.eligible, user)) {
+	var env envelopeRecord
+	if !s.space.GetJSON(envelopeKey(id), &env) || (env.Sender != user && !slices.Contains(env.Eligible, user)) {
 		return Envelope{}, false
 	}
-	return env.view(), true
+	return env.Envelope, true
 }
 
 // EnvelopeInput is a red envelope as a sender asks for it.

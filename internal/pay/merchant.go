@@ -17,6 +17,7 @@ import (
 	"superapp/internal/apperr"
 	"superapp/internal/cmdlog"
 	"superapp/internal/ledger"
+	"superapp/internal/store"
 )
 
 // Merchants take payments at the counter two ways: the customer scans the
@@ -114,11 +115,13 @@ func (s *State) applyMerchant(now int64, e *cmdlog.Envelope) (any, *apperr.Error
 		if err := json.Unmarshal(e.Data, &m); err != nil {
 			return nil, apperr.New(apperr.Malformed, "bad command")
 		}
-		if old, ok := s.merchants[e.Actor]; ok {
-			return *old, nil
+		tx := s.tx()
+		var old Merchant
+		if tx.GetJSON(merchantKey(e.Actor), &old) {
+			return old, nil
 		}
 		m.MerchantID, m.Since = e.Actor, e.At
-		s.merchants[e.Actor] = &m
+		tx.SetJSON(merchantKey(e.Actor), m)
 		return m, nil
 	case kindQR:
 		var c struct {
@@ -129,10 +132,11 @@ func (s *State) applyMerchant(now int64, e *cmdlog.Envelope) (any, *apperr.Error
 		if err := json.Unmarshal(e.Data, &c); err != nil {
 			return nil, apperr.New(apperr.Malformed, "bad command")
 		}
-		if s.merchants[e.Actor] == nil {
+		tx := s.tx()
+		if !tx.Has(merchantKey(e.Actor)) {
 			return nil, apperr.New(NotMerchant, "register as a merchant first")
 		}
-		s.qrs[c.ID] = &qrCode{Merchant: e.Actor, Amount: c.Amount, Currency: c.Currency}
+		tx.SetJSON(qrKey(c.ID), qrCode{Merchant: e.Actor, Amount: c.Amount, Currency: c.Currency})
 		return map[string]string{"qr": qrPayload(e.Actor, c.ID)}, nil
 	case kindCode:
 		var c struct {
@@ -142,18 +146,11 @@ func (s *State) applyMerchant(now int64, e *cmdlog.Envelope) (any, *apperr.Error
 		if err := json.Unmarshal(e.Data, &c); err != nil {
 			return nil, apperr.New(apperr.Malformed, "bad command")
 		}
-		// Forget codes that expired a while ago, oldest first.
-		for len(s.codeOrder) > 0 {
-			old := s.codes[s.codeOrder[0]]
-			if old != nil && e.At.Sub(old.Expires) < time.Hour {
-				break
-			}
-			delete(s.codes, s.codeOrder[0])
-			s.codeOrder = s.codeOrder[1:]
-		}
+		s.forgetCodes(e.At)
 		exp := e.At.Add(PaymentCodeTTL)
-		s.codes[c.Hash] = &payCode{User: e.Actor, Session: c.Session, Expires: exp}
-		s.codeOrder = append(s.codeOrder, c.Hash)
+		tx := s.tx()
+		tx.SetJSON(codeKey(c.Hash), payCode{User: e.Actor, Session: c.Session, Expires: exp})
+		tx.Set(codeOrderKey(e.Cursor), []byte(c.Hash))
 		return map[string]time.Time{"expires_at": exp}, nil
 	case kindSale:
 		var c saleCmd
@@ -172,30 +169,39 @@ func (s *State) applyMerchant(now int64, e *cmdlog.Envelope) (any, *apperr.Error
 }
 
 func (s *State) sale(now int64, e *cmdlog.Envelope, c saleCmd) (any, *apperr.Error) {
-	if s.merchants[c.Merchant] == nil {
+	tx := s.tx()
+	if !tx.Has(merchantKey(c.Merchant)) {
 		return nil, &apperr.Error{Code: QRInvalid, Field: "qr", Message: "no such merchant"}
 	}
 	var used func()
 	switch {
 	case c.QR != "":
-		q := s.qrs[c.QR]
-		if q == nil || q.Merchant != c.Merchant || q.Used {
+		var q qrCode
+		if !tx.GetJSON(qrKey(c.QR), &q) || q.Merchant != c.Merchant || q.Used {
 			return nil, &apperr.Error{Code: QRInvalid, Field: "qr", Message: "this QR is not valid (or was paid already)"}
 		}
 		c.Amount, c.Currency = q.Amount, q.Currency
-		used = func() { q.Used = true }
+		used = func() {
+			q.Used = true
+			tx.SetJSON(qrKey(c.QR), q)
+		}
 	case c.CodeHash != "":
-		pc := s.codes[c.CodeHash]
+		var pc payCode
+		found := tx.GetJSON(codeKey(c.CodeHash), &pc)
 		switch {
-		case pc == nil || pc.Used || !e.At.Before(pc.Expires) || pc.Session != c.Session:
+		case !found || pc.Used || !e.At.Before(pc.Expires) || pc.Session != c.Session:
 			return nil, &apperr.Error{Code: CodeInvalid, Field: "code", Message: "the payment code is not valid: expired, used or unknown"}
 		case c.Amount > PaymentCodeLimit:
 			return nil, &apperr.Error{Code: LimitExceeded, Field: "amount", Message: fmt.Sprintf("a payment code pays at most %d", PaymentCodeLimit)}
 		}
 		c.Customer = pc.User
-		used = func() { pc.Used = true }
+		used = func() {
+			pc.Used = true
+			tx.SetJSON(codeKey(c.CodeHash), pc)
+		}
 	}
-	if err := s.withinLimits(c.Customer, c.Currency, c.Amount, e.At); err != nil {
+	sp, err := s.withinLimits(c.Customer, c.Currency, c.Amount, e.At)
+	if err != nil {
 		return nil, err
 	}
 	s.ensureWallet(now, c.Customer, c.Currency)
@@ -208,17 +214,48 @@ func (s *State) sale(now int64, e *cmdlog.Envelope, c saleCmd) (any, *apperr.Err
 	if used != nil {
 		used()
 	}
-	s.book(c.Customer, c.Currency, c.Amount, e.At)
-	sale := &Sale{PaymentID: c.ID, Merchant: c.Merchant, Customer: c.Customer, Amount: c.Amount, Currency: c.Currency, At: e.At}
-	s.sales[c.ID] = sale
-	s.merchantLog[c.Merchant] = append(s.merchantLog[c.Merchant], Entry{TransferID: c.ID, Kind: "sale", Amount: c.Amount, Currency: c.Currency, Counterparty: c.Customer, ClientID: c.ClientID, At: e.At})
+	s.book(sp)
+	sale := Sale{PaymentID: c.ID, Merchant: c.Merchant, Customer: c.Customer, Amount: c.Amount, Currency: c.Currency, At: e.At}
+	tx.SetJSON(saleKey(c.ID), sale)
+	s.appendLine(merchantLogPrefix(c.Merchant), Entry{TransferID: c.ID, Kind: "sale", Amount: c.Amount, Currency: c.Currency, Counterparty: c.Customer, ClientID: c.ClientID, At: e.At})
 	s.record(c.Customer, Entry{TransferID: c.ID, Kind: "sent", Amount: c.Amount, Currency: c.Currency, Counterparty: c.Merchant, At: e.At})
-	return *sale, nil
+	return sale, nil
+}
+
+// forgetCodes forgets the payment codes that expired an hour before at or
+// more, oldest first, as far as the first one that did not.
+func (s *State) forgetCodes(at time.Time) {
+	tx := s.tx()
+	for {
+		type issued struct {
+			cursor uint64
+			hash   string
+		}
+		var next []issued
+		tx.Scan(codeOrderPrefix, codeOrderKey(s.codeHead), false, func(k string, v []byte) bool {
+			next = append(next, issued{store.ParseSeq(k[len(codeOrderPrefix):]), string(v)})
+			return len(next) < 64
+		})
+		for _, c := range next {
+			var pc payCode
+			if tx.GetJSON(codeKey(c.hash), &pc) && at.Sub(pc.Expires) < time.Hour {
+				s.codeHead = c.cursor
+				return
+			}
+			tx.Delete(codeKey(c.hash))
+			tx.Delete(codeOrderKey(c.cursor))
+			s.codeHead = c.cursor + 1
+		}
+		if len(next) < 64 {
+			return
+		}
+	}
 }
 
 func (s *State) refund(now int64, e *cmdlog.Envelope, c saleCmd) (any, *apperr.Error) {
-	sale := s.sales[c.Payment]
-	if sale == nil || sale.Merchant != e.Actor {
+	tx := s.tx()
+	var sale Sale
+	if !tx.GetJSON(saleKey(c.Payment), &sale) || sale.Merchant != e.Actor {
 		return nil, apperr.New(apperr.NotFound, "no such payment of yours")
 	}
 	amount := c.Amount
@@ -233,9 +270,10 @@ func (s *State) refund(now int64, e *cmdlog.Envelope, c saleCmd) (any, *apperr.E
 		return nil, refusal(st)
 	}
 	sale.Refunded += amount
-	s.merchantLog[sale.Merchant] = append(s.merchantLog[sale.Merchant], Entry{TransferID: c.ID, Kind: "refund", Amount: amount, Currency: sale.Currency, Counterparty: sale.Customer, At: e.At})
+	tx.SetJSON(saleKey(c.Payment), sale)
+	s.appendLine(merchantLogPrefix(sale.Merchant), Entry{TransferID: c.ID, Kind: "refund", Amount: amount, Currency: sale.Currency, Counterparty: sale.Customer, At: e.At})
 	s.record(sale.Customer, Entry{TransferID: c.ID, Kind: "refund", Amount: amount, Currency: sale.Currency, Counterparty: sale.Merchant, At: e.At})
-	return *sale, nil
+	return sale, nil
 }
 
 func qrPayload(merchant, id string) string {
@@ -265,25 +303,33 @@ func hashCode(code string) string {
 
 // MerchantOf returns a merchant.
 func (s *State) MerchantOf(user string) (Merchant, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	m := s.merchants[user]
-	if m == nil {
+	var m Merchant
+	if !s.space.GetJSON(merchantKey(user), &m) {
 		return Merchant{}, false
 	}
-	return *m, true
+	return m, true
 }
 
 // MerchantStatement returns a merchant's sales and refunds, newest first.
 func (s *State) MerchantStatement(merchant string, limit int) []Entry {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	h := s.merchantLog[merchant]
 	out := []Entry{}
-	for i := len(h) - 1; i >= 0 && len(out) < limit; i-- {
-		out = append(out, h[i])
+	if limit <= 0 {
+		return out
 	}
+	s.space.Scan(merchantLogPrefix(merchant), "", true, func(k string, v []byte) bool {
+		var e Entry
+		decode(k, v, &e)
+		out = append(out, e)
+		return len(out) < limit
+	})
 	return out
+}
+
+// paymentCode returns a payment code by its hash, as committed.
+func (s *State) paymentCode(hash string) (payCode, bool) {
+	var pc payCode
+	ok := s.space.GetJSON(codeKey(hash), &pc)
+	return pc, ok
 }
 
 func (s *Service) submitAs(ctx context.Context, w cmdlog.Write, kind, actor string, cmd, out any) (cmdlog.Result, error) {
@@ -372,15 +418,10 @@ func (s *Service) Charge(ctx context.Context, merchant, id, code string, amount 
 		return Sale{}, cmdlog.Result{}, err
 	}
 	h := hashCode(code)
-	s.state.mu.RLock()
-	pc := s.state.codes[h]
-	var holder, session string
-	if pc != nil {
-		holder, session = pc.User, pc.Session
-	}
-	s.state.mu.RUnlock()
+	pc, found := s.state.paymentCode(h)
+	holder, session := pc.User, pc.Session
 	// A code from a session since revoked (a lost phone) is worthless.
-	if pc == nil || !live(holder, session) {
+	if !found || !live(holder, session) {
 		session = "revoked"
 	}
 	c := saleCmd{ID: TransferID(merchant, "charge/"+id), ClientID: id, Merchant: merchant, Amount: amount, Currency: mi.Currency, CodeHash: h, Session: session}
@@ -417,11 +458,9 @@ func randomDigits(n int) string {
 
 // SaleOf returns a sale by its payment id.
 func (s *State) SaleOf(id ledger.ID) (Sale, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	sale, ok := s.sales[id]
-	if !ok {
+	var sale Sale
+	if !s.space.GetJSON(saleKey(id), &sale) {
 		return Sale{}, false
 	}
-	return *sale, true
+	return sale, true
 }

@@ -2,11 +2,15 @@
 // double-entry ledger (package ledger), top-ups through a bank rail,
 // transfers between users, and the raw batch API. Its state is derived only
 // from the LEDGER stream: every node applies the same batches in the same
-// order, so every DC holds the same balances.
+// order, so every DC holds the same balances. The state lives in the
+// node's store (keys.go, and the ledger's own), written in the batch of the
+// entry that changes it, so a restarted node resumes at the next entry.
 //
 // It must never move money it has not committed on a quorum, never apply a
-// transfer id twice, never let anyone spend or see another's money, and
-// never import net/http or the NATS client.
+// transfer id twice, never let anyone spend or see another's money, never
+// keep in memory what grows with history (statements, holds, envelopes,
+// sales, codes: they are on disk only), and never import net/http or the
+// NATS client.
 package pay
 
 import (
@@ -15,6 +19,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -22,7 +27,6 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -102,37 +106,72 @@ func TransferID(user, clientID string) ledger.ID {
 	return ledger.IDFrom("transfer/" + user + "/" + clientID)
 }
 
-// State is the ledger read model. It is safe for concurrent use.
+// State is the ledger read model. It is safe for concurrent use: apply
+// holds mu for each command; queries of what is in memory (balances, open
+// bank operations, the digest) hold it for reading, queries of the rest
+// read the committed store.
 type State struct {
-	mu sync.RWMutex
-	l  *ledger.Ledger
-	// wallets lists each user's wallet currencies.
-	wallets map[string]map[string]bool
-	// history is each user's statement, oldest first.
-	history map[string][]Entry
-	// spent is what each user sent per currency and UTC day, for limits.
-	spent map[string]map[string]uint64
-	holds map[ledger.ID]*Hold
-	// envelopes by id; envelopeOrder lists the open ones, oldest first.
-	envelopes     map[ledger.ID]*Envelope
-	envelopeOrder []ledger.ID
-	merchants     map[string]*Merchant
-	qrs           map[string]*qrCode
-	codes         map[string]*payCode
-	codeOrder     []string
-	sales         map[ledger.ID]*Sale
-	merchantLog   map[string][]Entry
-	// bankOps are the bank operations not yet settled (reconcile.go).
+	space *store.Space
+	mu    sync.RWMutex
+	l     *ledger.Ledger
+	// open lists the envelopes still open, oldest first (envopen/ on
+	// disk): bounded by design, an envelope is open EnvelopeLifetime at most.
+	open []openEnvelope
+	// bankOps are the bank operations not yet settled (reconcile.go;
+	// bankop/ on disk): bounded by the operations in flight, each settled
+	// by its request or, within minutes, by the reconciler.
 	bankOps map[ledger.ID]*BankOp
+	// codeHead is where the payment codes' order begins (no code issued
+	// before it is left): a cache of codeorder/'s first key, so forgetting
+	// old codes never reads past what it forgot before.
+	codeHead uint64
+	// applying is the entry whose commands were last applied, announced the
+	// last whose commit was announced: Inspect waits until they agree.
+	applying, announced uint64
 }
 
-// NewState returns an empty state.
-func NewState() *State {
-	return &State{l: ledger.New(), wallets: map[string]map[string]bool{}, history: map[string][]Entry{},
-		spent: map[string]map[string]uint64{}, holds: map[ledger.ID]*Hold{}, envelopes: map[ledger.ID]*Envelope{},
-		merchants: map[string]*Merchant{}, qrs: map[string]*qrCode{}, codes: map[string]*payCode{}, sales: map[ledger.ID]*Sale{},
-		merchantLog: map[string][]Entry{}}
+// NewState returns a state kept in space (the LEDGER stream's); load fills
+// its in-memory parts from what space holds.
+func NewState(space *store.Space) *State {
+	return &State{space: space, l: ledger.New(space), bankOps: map[ledger.ID]*BankOp{}}
 }
+
+// load fills what the state keeps in memory from the store: the ledger's
+// accounts, the open envelopes and the open bank operations.
+func (s *State) load() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.l.Load()
+	s.open = nil
+	s.space.Scan(openEnvelopePrefix, "", false, func(k string, v []byte) bool {
+		s.open = append(s.open, decodeOpenEnvelope(k, v))
+		return true
+	})
+	s.bankOps = map[ledger.ID]*BankOp{}
+	s.space.Scan(bankOpPrefix, "", false, func(k string, v []byte) bool {
+		var op BankOp
+		decode(k, v, &op)
+		s.bankOps[op.TransferID] = &op
+		return true
+	})
+	s.codeHead = 0
+	s.space.Scan(codeOrderPrefix, "", false, func(k string, _ []byte) bool {
+		s.codeHead = store.ParseSeq(k[len(codeOrderPrefix):])
+		return false
+	})
+	s.applying, s.announced = 0, 0
+}
+
+// decode decodes a stored JSON value; one that does not decode stops the
+// node as a broken store does.
+func decode(key string, raw []byte, v any) {
+	if err := json.Unmarshal(raw, v); err != nil {
+		panic(store.Failure{Err: fmt.Errorf("pay: decode %q: %w", key, err)})
+	}
+}
+
+// tx is the batch of the entry being applied: only apply calls it.
+func (s *State) tx() *store.Tx { return s.space.Tx() }
 
 // Entry is one line of a user's statement.
 type Entry struct {
@@ -168,27 +207,47 @@ const (
 // LimitExceeded is the error code of a payment over a limit.
 const LimitExceeded = "limit_exceeded"
 
-// withinLimits checks and books what user sends at time at.
-func (s *State) withinLimits(user, currency string, amount uint64, at time.Time) *apperr.Error {
+// spend is a payment's share of its sender's day: checked against the
+// limits by withinLimits, added by book once the payment is made.
+type spend struct {
+	key            string
+	before, amount uint64
+}
+
+// withinLimits checks what user sends at time at.
+func (s *State) withinLimits(user, currency string, amount uint64, at time.Time) (spend, *apperr.Error) {
 	if amount > PerTransferLimit {
-		return &apperr.Error{Code: LimitExceeded, Field: "amount", Message: fmt.Sprintf("at most %d per payment", PerTransferLimit)}
+		return spend{}, &apperr.Error{Code: LimitExceeded, Field: "amount", Message: fmt.Sprintf("at most %d per payment", PerTransferLimit)}
 	}
-	day := currency + "/" + at.UTC().Format("2006-01-02")
-	if s.spent[user][day]+amount > PerDayLimit {
-		return &apperr.Error{Code: LimitExceeded, Field: "amount", Message: fmt.Sprintf("at most %d a day", PerDayLimit)}
+	sp := spend{key: spentKey(user, currency, at.UTC().Format("2006-01-02")), amount: amount}
+	if v, ok := s.tx().Get(sp.key); ok && len(v) == 8 {
+		sp.before = binary.BigEndian.Uint64(v)
 	}
-	return nil
+	if sp.before+amount > PerDayLimit {
+		return spend{}, &apperr.Error{Code: LimitExceeded, Field: "amount", Message: fmt.Sprintf("at most %d a day", PerDayLimit)}
+	}
+	return sp, nil
 }
 
-func (s *State) book(user, currency string, amount uint64, at time.Time) {
-	day := currency + "/" + at.UTC().Format("2006-01-02")
-	if s.spent[user] == nil {
-		s.spent[user] = map[string]uint64{}
-	}
-	s.spent[user][day] += amount
+// book adds a payment withinLimits let through to its sender's day.
+func (s *State) book(sp spend) {
+	s.tx().Set(sp.key, binary.BigEndian.AppendUint64(nil, sp.before+sp.amount))
 }
 
-func (s *State) record(user string, e Entry) { s.history[user] = append(s.history[user], e) }
+// record adds a line to user's statement.
+func (s *State) record(user string, e Entry) { s.appendLine(statementPrefix(user), e) }
+
+// appendLine writes v, as JSON, as the next line of the log under prefix
+// (a statement): lines are numbered from 0 with no gap.
+func (s *State) appendLine(prefix string, v any) {
+	tx := s.tx()
+	var next uint64
+	tx.Scan(prefix, "", true, func(k string, _ []byte) bool {
+		next = store.ParseSeq(k[len(prefix):]) + 1
+		return false
+	})
+	tx.SetJSON(prefix+store.Seq(next), v)
+}
 
 const (
 	kindBatch    = "ledger.batch"
@@ -239,9 +298,17 @@ type Payment struct {
 }
 
 // Apply applies one LEDGER command. It is deterministic.
-func (s *State) Apply(_ uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
+func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if seq != s.applying {
+		s.applying = seq
+		s.tx().AfterCommit(func() {
+			s.mu.Lock()
+			s.announced = seq
+			s.mu.Unlock()
+		})
+	}
 	now := e.At.UnixNano()
 	s.expireEnvelopes(now, e.At)
 	switch e.Kind {
@@ -300,15 +367,18 @@ func (s *State) Apply(_ uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 
 // move applies a top-up, a payment or a hold.
 func (s *State) move(now int64, e *cmdlog.Envelope, c moneyCmd) (any, *apperr.Error) {
-	if old, ok := s.l.Transfer(c.ID); ok {
+	tx := s.tx()
+	if old, ok := s.l.Transfer(tx, c.ID); ok {
 		// The same payment, applied once before: the original answer.
 		if old.Amount != c.Amount || old.CreditAccountID != WalletID(c.To, c.Currency) {
 			return nil, refusal(ledger.ExistsWithDifferentFields)
 		}
 		return Payment{Status: ledger.OK, TransferID: c.ID, Amount: c.Amount, Currency: c.Currency, To: c.To, At: time.Unix(0, old.Timestamp).UTC()}, nil
 	}
+	var sp spend
 	if e.Kind != kindTopUp {
-		if err := s.withinLimits(c.From, c.Currency, c.Amount, e.At); err != nil {
+		var err *apperr.Error
+		if sp, err = s.withinLimits(c.From, c.Currency, c.Amount, e.At); err != nil {
 			return nil, err
 		}
 	}
@@ -336,28 +406,29 @@ func (s *State) move(now int64, e *cmdlog.Envelope, c moneyCmd) (any, *apperr.Er
 		s.record(c.To, entry)
 		s.closeBankOp(c.ID)
 	case kindTransfer:
-		s.book(c.From, c.Currency, c.Amount, e.At)
+		s.book(sp)
 		sent, got := entry, entry
 		sent.Kind, sent.Counterparty = "sent", c.To
 		got.Kind, got.Counterparty, got.ClientID = "received", c.From, ""
 		s.record(c.From, sent)
 		s.record(c.To, got)
 	case kindHold:
-		s.book(c.From, c.Currency, c.Amount, e.At)
-		h := &Hold{HoldID: c.ID, Payer: c.From, Payee: c.To, Amount: c.Amount, Currency: c.Currency, Status: "pending",
+		s.book(sp)
+		h := Hold{HoldID: c.ID, Payer: c.From, Payee: c.To, Amount: c.Amount, Currency: c.Currency, Status: "pending",
 			ExpiresAt: e.At.Add(time.Duration(c.Timeout) * time.Second)}
-		s.holds[c.ID] = h
+		tx.SetJSON(holdKey(c.ID), h)
 		entry.Kind, entry.Counterparty = "hold", c.To
 		s.record(c.From, entry)
-		return *h, nil
+		return h, nil
 	}
 	return Payment{Status: ledger.OK, TransferID: c.ID, Amount: c.Amount, Currency: c.Currency, To: c.To, At: e.At}, nil
 }
 
 // resolve captures or releases a hold; only its payee may.
 func (s *State) resolve(now int64, e *cmdlog.Envelope, c moneyCmd) (any, *apperr.Error) {
-	h := s.holds[c.HoldID]
-	if h == nil || h.Payee != e.Actor {
+	tx := s.tx()
+	var h Hold
+	if !tx.GetJSON(holdKey(c.HoldID), &h) || h.Payee != e.Actor {
 		return nil, apperr.New(apperr.NotFound, "no such hold for you to resolve")
 	}
 	t := ledger.Transfer{ID: c.ID, PendingID: c.HoldID, Amount: c.Amount, Flags: ledger.PostPending}
@@ -366,17 +437,16 @@ func (s *State) resolve(now int64, e *cmdlog.Envelope, c moneyCmd) (any, *apperr
 	}
 	status := s.l.CreateTransfers(now, []ledger.Transfer{t})[0]
 	if status == ledger.Exists {
-		return *h, nil // resolved by this very command before
+		return h, nil // resolved by this very command before
 	}
 	if status != ledger.OK {
-		if st, ok := s.l.PendingStateOf(h.HoldID); ok && st == ledger.StateExpired {
-			h.Status = "expired"
-		}
+		// Nothing is written: a hold that expired says so when read
+		// (HoldOf asks the ledger).
 		return nil, refusal(status)
 	}
 	entry := Entry{TransferID: c.ID, Currency: h.Currency, At: e.At}
 	if e.Kind == kindCapture {
-		posted, _ := s.l.Transfer(c.ID)
+		posted, _ := s.l.Transfer(tx, c.ID)
 		h.Status, h.Captured = "captured", posted.Amount
 		entry.Amount = posted.Amount
 		paid, got := entry, entry
@@ -389,53 +459,59 @@ func (s *State) resolve(now int64, e *cmdlog.Envelope, c moneyCmd) (any, *apperr
 		entry.Kind, entry.Amount, entry.Counterparty = "released", h.Amount, h.Payee
 		s.record(h.Payer, entry)
 	}
-	return *h, nil
+	tx.SetJSON(holdKey(h.HoldID), h)
+	return h, nil
 }
 
 // Statement returns a user's entries in currency ("" for all), newest
 // first, before index before (0: from the newest), and the index to page on.
 func (s *State) Statement(user, currency string, before, limit int) ([]Entry, int) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	h := s.history[user]
-	i := len(h)
-	if before > 0 && before < i {
-		i = before
+	prefix := statementPrefix(user)
+	start := ""
+	if before > 0 {
+		start = prefix + store.Seq(uint64(before-1))
 	}
 	out := []Entry{}
-	for i > 0 && len(out) < limit {
-		i--
-		if currency == "" || h[i].Currency == currency {
-			out = append(out, h[i])
+	i, first := 0, true
+	s.space.Scan(prefix, start, true, func(k string, v []byte) bool {
+		n := int(store.ParseSeq(k[len(prefix):]))
+		if first {
+			i, first = n+1, false // the page starts below min(before, lines)
 		}
-	}
+		if len(out) >= limit {
+			return false
+		}
+		i = n
+		var e Entry
+		decode(k, v, &e)
+		if currency == "" || e.Currency == currency {
+			out = append(out, e)
+		}
+		return true
+	})
 	return out, i
 }
 
 // HoldOf returns a hold if user is its payer or payee.
 func (s *State) HoldOf(id ledger.ID, user string) (Hold, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	h := s.holds[id]
-	if h == nil || (h.Payer != user && h.Payee != user) {
+	var h Hold
+	if !s.space.GetJSON(holdKey(id), &h) || (h.Payer != user && h.Payee != user) {
 		return Hold{}, false
 	}
-	out := *h
-	if st, ok := s.l.PendingStateOf(id); ok && st == ledger.StateExpired {
-		out.Status = "expired"
+	if st, ok := s.l.PendingStateOf(s.space, id); ok && st == ledger.StateExpired {
+		h.Status = "expired"
 	}
-	return out, true
+	return h, true
 }
 
 func (s *State) ensureWallet(now int64, user, currency string) {
-	if s.wallets[user][currency] {
+	tx := s.tx()
+	key := walletKey(user, currency)
+	if tx.Has(key) {
 		return
 	}
 	s.l.CreateAccounts(now, []ledger.Account{{ID: WalletID(user, currency), Currency: currency, Code: CodeWallet, Flags: ledger.DebitsMustNotExceedCredits}})
-	if s.wallets[user] == nil {
-		s.wallets[user] = map[string]bool{}
-	}
-	s.wallets[user][currency] = true
+	tx.Set(key, nil)
 }
 
 func (s *State) ensureSettlement(now int64, currency string) {
@@ -453,14 +529,19 @@ type Balance struct {
 
 // Balances returns a user's wallet balances, by currency.
 func (s *State) Balances(user string) []Balance {
+	prefix := walletPrefix(user)
+	var currencies []string // in key order: by currency
+	s.space.Scan(prefix, "", false, func(k string, _ []byte) bool {
+		currencies = append(currencies, k[len(prefix):])
+		return true
+	})
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := []Balance{}
-	for cur := range s.wallets[user] {
+	for _, cur := range currencies {
 		a, _ := s.l.Account(WalletID(user, cur))
 		out = append(out, Balance{Currency: cur, Available: a.CreditsPosted - a.DebitsPosted - a.DebitsPending, Pending: a.DebitsPending})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Currency < out[j].Currency })
 	return out
 }
 
@@ -472,13 +553,28 @@ func (s *State) Check() error {
 }
 
 // Inspect reports, consistently, the machine's position and digest (from
-// position), the ledger's state digest and its invariant check.
+// position), the ledger's state digest and its invariant check: all of
+// them as of the applied position. While an entry is being applied (its
+// commands are in memory, its position not yet announced) it waits for
+// the entry, a little, and then answers anyway (a machine stopped by a
+// broken store never announces it).
 func (s *State) Inspect(fn func(applied uint64, digest, state string, check error), position func() (uint64, string)) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	applied, digest := position()
-	fn(applied, digest, s.l.Digest(), s.l.Check())
+	giveUp := time.Now().Add(inspectWait)
+	for {
+		s.mu.RLock()
+		if s.applying == s.announced || time.Now().After(giveUp) {
+			defer s.mu.RUnlock()
+			applied, digest := position()
+			fn(applied, digest, s.l.Digest(), s.l.Check())
+			return
+		}
+		s.mu.RUnlock()
+		time.Sleep(200 * time.Microsecond)
+	}
 }
+
+// inspectWait bounds how long Inspect waits for the entry being applied.
+const inspectWait = 2 * time.Second
 
 // Digest is the ledger's state digest.
 func (s *State) Digest() string {
@@ -519,9 +615,9 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	st := NewState()
-	m := cmdlog.NewMachine(Stream, cfg.Store.Space(Stream), st.Apply, cfg.Logger)
-	m.SetVolatile() // state still in memory: replayed from the first entry
+	st := NewState(cfg.Store.Space(Stream))
+	m := cmdlog.NewMachine(Stream, st.space, st.Apply, cfg.Logger)
+	m.SetLoader(st.load)
 	return &Service{state: st, machine: m, sub: &cmdlog.Submitter{Log: cfg.Log, Machine: m, Subject: "ledger", Now: cfg.Now}, rail: cfg.Rail,
 		dc: cfg.DC, log: cfg.Logger.With("component", "pay")}
 }

@@ -45,15 +45,18 @@ type topUpBegin struct {
 }
 
 func (s *State) openBankOp(op BankOp) {
-	if s.bankOps == nil {
-		s.bankOps = map[ledger.ID]*BankOp{}
-	}
 	if _, ok := s.bankOps[op.TransferID]; !ok {
 		s.bankOps[op.TransferID] = &op
+		s.tx().SetJSON(bankOpKey(op.TransferID), op)
 	}
 }
 
-func (s *State) closeBankOp(id ledger.ID) { delete(s.bankOps, id) }
+func (s *State) closeBankOp(id ledger.ID) {
+	if _, ok := s.bankOps[id]; ok {
+		delete(s.bankOps, id)
+		s.tx().Delete(bankOpKey(id))
+	}
+}
 
 // applyTopUpBegin records a top-up's intent, unless it was credited already.
 func (s *State) applyTopUpBegin(e *cmdlog.Envelope) (any, *apperr.Error) {
@@ -61,7 +64,7 @@ func (s *State) applyTopUpBegin(e *cmdlog.Envelope) (any, *apperr.Error) {
 	if err := json.Unmarshal(e.Data, &c); err != nil {
 		return nil, apperr.New(apperr.Malformed, "bad command")
 	}
-	if _, done := s.l.Transfer(c.ID); !done {
+	if _, done := s.l.Transfer(s.tx(), c.ID); !done {
 		s.openBankOp(BankOp{Kind: "collect", User: c.To, ClientID: c.ClientID, TransferID: c.ID, Amount: c.Amount, Currency: c.Currency, Ref: c.Ref, DC: c.DC, At: e.At})
 	}
 	return struct{}{}, nil

@@ -71,11 +71,12 @@ func (s *State) applySplit(now int64, e *cmdlog.Envelope) (any, *apperr.Error) {
 	if err := json.Unmarshal(e.Data, &c); err != nil {
 		return nil, apperr.New(apperr.Malformed, "bad command")
 	}
-	h := s.holds[c.HoldID]
-	if h == nil || e.Actor == "" || h.Payee != e.Actor {
+	tx := s.tx()
+	var h Hold
+	if !tx.GetJSON(holdKey(c.HoldID), &h) || e.Actor == "" || h.Payee != e.Actor {
 		return nil, apperr.New(apperr.NotFound, "no such hold for you to resolve")
 	}
-	if err := s.checkPayouts(h, c.Payouts); err != nil {
+	if err := s.checkPayouts(&h, c.Payouts); err != nil {
 		return nil, err
 	}
 	out := Split{HoldID: h.HoldID, Currency: h.Currency, Payouts: c.Payouts}
@@ -87,7 +88,7 @@ func (s *State) applySplit(now int64, e *cmdlog.Envelope) (any, *apperr.Error) {
 		}
 	}
 	out.Captured = sum
-	if _, done := s.l.Transfer(SplitTransferID(h.HoldID, 0)); done {
+	if _, done := s.l.Transfer(tx, SplitTransferID(h.HoldID, 0)); done {
 		return out, nil // split by this very command before
 	}
 	escrow := WalletID(h.Payee, h.Currency)
@@ -104,13 +105,12 @@ func (s *State) applySplit(now int64, e *cmdlog.Envelope) (any, *apperr.Error) {
 	results := s.l.CreateTransfers(now, ts)
 	for _, r := range results {
 		if r != ledger.OK && r != ledger.LinkedEventFailed {
-			if st, ok := s.l.PendingStateOf(h.HoldID); ok && st == ledger.StateExpired {
-				h.Status = "expired"
-			}
+			// Nothing is written: a hold that expired says so when read.
 			return nil, refusal(r)
 		}
 	}
 	h.Status, h.Captured = "captured", sum
+	tx.SetJSON(holdKey(h.HoldID), h)
 	s.record(h.Payer, Entry{TransferID: ts[0].ID, Kind: "captured", Amount: sum, Currency: h.Currency, Counterparty: h.Payee, At: e.At})
 	for i, p := range c.Payouts {
 		id := ts[i+1].ID
@@ -118,8 +118,8 @@ func (s *State) applySplit(now int64, e *cmdlog.Envelope) (any, *apperr.Error) {
 		case PayoutWallet:
 			s.record(p.User, Entry{TransferID: id, Kind: "received", Amount: p.Amount, Currency: h.Currency, Counterparty: h.Payer, At: e.At})
 		case PayoutMerchant:
-			s.sales[id] = &Sale{PaymentID: id, Merchant: p.User, Customer: h.Payer, Amount: p.Amount, Currency: h.Currency, At: e.At}
-			s.merchantLog[p.User] = append(s.merchantLog[p.User], Entry{TransferID: id, Kind: "sale", Amount: p.Amount, Currency: h.Currency, Counterparty: h.Payer, At: e.At})
+			tx.SetJSON(saleKey(id), Sale{PaymentID: id, Merchant: p.User, Customer: h.Payer, Amount: p.Amount, Currency: h.Currency, At: e.At})
+			s.appendLine(merchantLogPrefix(p.User), Entry{TransferID: id, Kind: "sale", Amount: p.Amount, Currency: h.Currency, Counterparty: h.Payer, At: e.At})
 		}
 	}
 	return out, nil
@@ -137,7 +137,7 @@ func (s *State) checkPayouts(h *Hold, ps []Payout) *apperr.Error {
 			return apperr.Field(field+".amount", "amount must be positive and at most %d", MaxAmount)
 		case p.Kind == PayoutWallet && (p.User == "" || p.User == h.Payee):
 			return apperr.Field(field+".user", "name the user to pay")
-		case p.Kind == PayoutMerchant && s.merchants[p.User] == nil:
+		case p.Kind == PayoutMerchant && !s.tx().Has(merchantKey(p.User)):
 			return &apperr.Error{Code: NotMerchant, Field: field + ".user", Message: "no such merchant"}
 		case p.Kind != PayoutWallet && p.Kind != PayoutMerchant && p.Kind != PayoutPlatform:
 			return apperr.Field(field+".kind", "kind must be wallet, merchant or platform")

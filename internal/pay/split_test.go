@@ -16,7 +16,7 @@ func applyCmd(t *testing.T, st *State, kind, actor string, at time.Time, data an
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st.Apply(0, &cmdlog.Envelope{ID: cmdlog.NewID(), Kind: kind, Actor: actor, At: at, Data: raw})
+	return applyEntry(st, &cmdlog.Envelope{ID: cmdlog.NewID(), Kind: kind, Actor: actor, At: at, Data: raw})
 }
 
 func walletOf(st *State, user string) (avail, pending uint64) {
@@ -31,7 +31,7 @@ func walletOf(st *State, user string) (avail, pending uint64) {
 // TestSplit captures a hold and pays a merchant, a courier and the
 // platform in one step: to the won, once, and all or nothing.
 func TestSplit(t *testing.T) {
-	st := NewState()
+	st := newTestState(t)
 	at := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	must := func(v any, err *apperr.Error) any {
 		t.Helper()
@@ -101,7 +101,7 @@ func TestSplit(t *testing.T) {
 
 // TestSplitPartialCapture pays out less than the hold: the rest goes back.
 func TestSplitPartialCapture(t *testing.T) {
-	st := NewState()
+	st := newTestState(t)
 	at := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	if _, err := applyCmd(t, st, kindTopUp, "kim", at, moneyCmd{ID: TransferID("kim", "t1"), To: "kim", Amount: 10_000, Currency: "KRW"}); err != nil {
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func TestSplitPartialCapture(t *testing.T) {
 	if av, pe := walletOf(st, "kim"); av != 5_000 || pe != 0 {
 		t.Fatalf("payer: %d %d", av, pe)
 	}
-	if _, ok := st.l.Transfer(SplitTransferID(hold, 1)); !ok {
+	if _, ok := st.l.Transfer(st.space, SplitTransferID(hold, 1)); !ok {
 		t.Fatal("payout missing")
 	}
 	var zero ledger.ID
@@ -131,7 +131,7 @@ func TestSplitPartialCapture(t *testing.T) {
 // TestSplitAllOrNothing: a payout the ledger refuses at the end of the
 // chain undoes the capture and every payout before it.
 func TestSplitAllOrNothing(t *testing.T) {
-	st := NewState()
+	st := newTestState(t)
 	at := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	if _, err := applyCmd(t, st, kindTopUp, "kim", at, moneyCmd{ID: TransferID("kim", "t1"), To: "kim", Amount: 10_000, Currency: "KRW"}); err != nil {
 		t.Fatal(err)
@@ -141,7 +141,9 @@ func TestSplitAllOrNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A platform account that takes no credits: the last payout fails.
-	st.l.CreateAccounts(at.UnixNano(), []ledger.Account{{ID: PlatformAccountID("KRW"), Currency: "KRW", Code: CodePlatform, Flags: ledger.CreditsMustNotExceedDebits}})
+	inEntry(st, func() {
+		st.l.CreateAccounts(at.UnixNano(), []ledger.Account{{ID: PlatformAccountID("KRW"), Currency: "KRW", Code: CodePlatform, Flags: ledger.CreditsMustNotExceedDebits}})
+	})
 	payouts := []Payout{{Kind: PayoutWallet, User: "lee", Amount: 5_000}, {Kind: PayoutPlatform, Amount: 1_000}}
 	if _, err := applyCmd(t, st, kindSplit, "escrow", at, splitCmd{HoldID: hold, Payouts: payouts}); err == nil || err.Code != ledger.ExceedsDebits {
 		t.Fatalf("split: %v", err)

@@ -3,12 +3,12 @@ package rides
 import (
 	"encoding/json"
 	"slices"
-	"sync"
 	"time"
 
 	"superapp/internal/apperr"
 	"superapp/internal/cmdlog"
 	"superapp/internal/ledger"
+	"superapp/internal/store"
 )
 
 // Command kinds in the RIDES stream.
@@ -79,38 +79,6 @@ type Change struct {
 	Driver string
 }
 
-type driverState struct {
-	online bool
-	since  time.Time
-	ride   string // the ride the driver is on
-	offer  string // the ride last offered to the driver (live or not)
-}
-
-// State is the rides read model. It is safe for concurrent use.
-type State struct {
-	mu      sync.RWMutex
-	rides   map[string]*Ride
-	drivers map[string]*driverState
-	// active is each rider's ride that has not ended.
-	active map[string]string
-	// open holds the rides looking for a driver.
-	open map[string]struct{}
-
-	// pushes and changes collect what the command being applied did.
-	pushes   []Push
-	changes  []Change
-	observer func([]Push, []Change)
-	// lastAt is the latest command time applied: commands are stamped by
-	// the clocks of the DCs that submitted them, so a command may carry a
-	// time before one applied earlier. Time never runs backwards here.
-	lastAt time.Time
-}
-
-// NewState returns an empty state.
-func NewState() *State {
-	return &State{rides: map[string]*Ride{}, drivers: map[string]*driverState{}, active: map[string]string{}, open: map[string]struct{}{}}
-}
-
 // Observe sets the function told, after each applied command, of the
 // pushes for devices and of what changed. It must not block.
 func (s *State) Observe(fn func([]Push, []Change)) {
@@ -119,23 +87,39 @@ func (s *State) Observe(fn func([]Push, []Change)) {
 	s.mu.Unlock()
 }
 
-// Apply applies one RIDES command. It is deterministic: the envelope's At
-// is the only clock it reads.
+// Apply applies one RIDES command to the entry's batch. It is
+// deterministic: the envelope's At is the only clock it reads. Its pushes
+// and changes are told once the batch is committed.
 func (s *State) Apply(_ uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
+	tx := s.space.Tx()
+	v, err, pushes, changes, obs := s.applyLocked(tx, e)
+	if obs != nil && (len(pushes) > 0 || len(changes) > 0) {
+		tx.AfterCommit(func() { obs(pushes, changes) })
+	}
+	return v, err
+}
+
+func (s *State) applyLocked(tx *store.Tx, e *cmdlog.Envelope) (v any, err *apperr.Error, pushes []Push, changes []Change, obs func([]Push, []Change)) {
 	s.mu.Lock()
+	defer func() {
+		// After a panic too: the next command starts from the store.
+		clear(s.rides)
+		clear(s.drivers)
+		s.rides, s.drivers = s.rides[:0], s.drivers[:0]
+		s.mu.Unlock()
+	}()
 	s.pushes, s.changes = s.pushes[:0], s.changes[:0]
-	v, err := s.apply(e)
-	var pushes []Push
-	var changes []Change
+	at := e.At
+	if at.Before(s.lastAt) {
+		at = s.lastAt
+	}
+	s.lastAt = at // stored when the command is done (flush)
+	v, err = s.apply(e, at)
+	s.flush(tx) // a refused command changed nothing: nothing to write
 	if err == nil {
 		pushes, changes = slices.Clone(s.pushes), slices.Clone(s.changes)
 	}
-	obs := s.observer
-	s.mu.Unlock()
-	if obs != nil && (len(pushes) > 0 || len(changes) > 0) {
-		obs(pushes, changes)
-	}
-	return v, err
+	return v, err, pushes, changes, s.observer
 }
 
 func decode(e *cmdlog.Envelope, v any) *apperr.Error {
@@ -145,12 +129,7 @@ func decode(e *cmdlog.Envelope, v any) *apperr.Error {
 	return nil
 }
 
-func (s *State) apply(e *cmdlog.Envelope) (any, *apperr.Error) {
-	at := e.At
-	if at.Before(s.lastAt) {
-		at = s.lastAt
-	}
-	s.lastAt = at
+func (s *State) apply(e *cmdlog.Envelope, at time.Time) (any, *apperr.Error) {
 	switch e.Kind {
 	case kindOnline, kindOffline:
 		if e.Actor == "" {
@@ -174,7 +153,7 @@ func (s *State) apply(e *cmdlog.Envelope) (any, *apperr.Error) {
 	if err := decode(e, &c); err != nil {
 		return nil, err
 	}
-	r := s.rides[c.RideID]
+	r := s.ride(c.RideID)
 	if r == nil {
 		return nil, apperr.New(apperr.NotFound, "no such ride")
 	}
@@ -196,29 +175,29 @@ func (s *State) apply(e *cmdlog.Envelope) (any, *apperr.Error) {
 }
 
 func (s *State) setOnline(id string, online bool, at time.Time) (any, *apperr.Error) {
-	d := s.drivers[id]
+	d := s.driver(id)
 	if d == nil {
 		if !online {
 			return Ack{Online: &online}, nil
 		}
 		d = &driverState{}
-		s.drivers[id] = d
 	}
-	if !online && d.ride != "" {
+	if !online && d.Ride != "" {
 		return nil, apperr.New(apperr.Conflict, "you are on a ride: complete or cancel it first")
 	}
-	if d.online == online {
+	if d.Online == online {
 		return Ack{Online: &online}, nil
 	}
 	if !online {
 		// Going offline declines the offer in hand.
-		if r := s.liveOffer(id, d, at); r != nil {
+		if r := s.liveOffer(id, at); r != nil {
 			s.dropOffer(r, at, true)
 			s.changes = append(s.changes, Change{Kind: kindDecline, RideID: r.ID, Driver: id})
 		}
 		s.changes = append(s.changes, Change{Kind: kindOffline, Driver: id})
 	}
-	d.online, d.since = online, at
+	d.Online, d.Since = online, at
+	s.touchDriver(id, d)
 	return Ack{Online: &online}, nil
 }
 
@@ -235,7 +214,7 @@ func (s *State) request(rider string, c requestCmd, at time.Time) (any, *apperr.
 	case c.Currency != Currency:
 		return nil, apperr.Field("currency", "rides are priced in %s", Currency)
 	}
-	if _, ok := s.rides[c.RideID]; ok {
+	if s.ride(c.RideID) != nil {
 		return nil, apperr.New(apperr.Conflict, "this ride exists already")
 	}
 	if id, ok := s.active[rider]; ok {
@@ -244,9 +223,7 @@ func (s *State) request(rider string, c requestCmd, at time.Time) (any, *apperr.
 	r := &Ride{ID: c.RideID, Rider: rider, Status: StatusRequested, Pickup: c.Pickup, Dropoff: c.Dropoff,
 		DistanceMeters: c.DistanceMeters, EstimatedFare: c.Fare, HoldAmount: c.Hold, Currency: c.Currency,
 		HomeDC: c.DC, Dispatcher: c.DC, RiderHold: c.HoldID, RequestedAt: at, IdleSince: at}
-	s.rides[r.ID] = r
-	s.active[rider] = r.ID
-	s.open[r.ID] = struct{}{}
+	s.touchRide(r) // and the rider's active ride
 	s.pushRide(r, rider)
 	s.changes = append(s.changes, Change{Kind: kindRequest, RideID: r.ID})
 	if c.Offer != nil {
@@ -256,12 +233,10 @@ func (s *State) request(rider string, c requestCmd, at time.Time) (any, *apperr.
 	return Ack{RideID: r.ID, Status: r.Status}, nil
 }
 
-// liveOffer is the ride whose offer driver id holds at at, if any.
-func (s *State) liveOffer(id string, d *driverState, at time.Time) *Ride {
-	if d == nil || d.offer == "" {
-		return nil
-	}
-	r := s.rides[d.offer]
+// liveOffer is the ride whose offer driver id holds at at, if any. The
+// caller holds s.mu.
+func (s *State) liveOffer(id string, at time.Time) *Ride {
+	r := s.live[s.offers[id]]
 	if r == nil || r.Status != StatusRequested || r.Offer == nil || r.Offer.Driver != id || !r.Offer.live(at) {
 		return nil
 	}
@@ -271,8 +246,8 @@ func (s *State) liveOffer(id string, d *driverState, at time.Time) *Ride {
 // free reports whether driver id may be offered a ride at at. The caller
 // holds s.mu.
 func (s *State) free(id string, at time.Time) bool {
-	d := s.drivers[id]
-	return d != nil && d.online && d.ride == "" && s.liveOffer(id, d, at) == nil
+	d := s.online[id]
+	return d != nil && d.Online && d.Ride == "" && s.liveOffer(id, at) == nil
 }
 
 // dropOffer ends r's offer: declined (or let go), the driver is tried.
@@ -281,8 +256,8 @@ func (s *State) dropOffer(r *Ride, at time.Time, tried bool) {
 	if o == nil {
 		return
 	}
-	if d := s.drivers[o.Driver]; d != nil && d.offer == r.ID {
-		d.offer = ""
+	if s.offers[o.Driver] == r.ID {
+		delete(s.offers, o.Driver)
 	}
 	if tried && !slices.Contains(r.Tried, o.Driver) {
 		r.Tried = append(r.Tried, o.Driver)
@@ -293,10 +268,11 @@ func (s *State) dropOffer(r *Ride, at time.Time, tried bool) {
 		r.IdleSince = o.ExpiresAt
 	}
 	r.Offer = nil
+	s.touchRide(r)
 }
 
 func (s *State) offer(c offerCmd, at time.Time) (any, *apperr.Error) {
-	r := s.rides[c.RideID]
+	r := s.ride(c.RideID)
 	timeout := time.Duration(c.TimeoutMs) * time.Millisecond
 	switch {
 	case r == nil:
@@ -320,7 +296,11 @@ func (s *State) offer(c offerCmd, at time.Time) (any, *apperr.Error) {
 	if c.DC != "" {
 		r.Dispatcher = c.DC
 	}
-	s.drivers[c.Driver].offer = r.ID
+	if prev := s.live[s.offers[c.Driver]]; prev != nil && prev != r {
+		s.touchRide(prev) // its driver no longer holds its expired offer
+	}
+	s.offers[c.Driver] = r.ID
+	s.touchRide(r)
 	ov := r.offerView()
 	s.pushes = append(s.pushes, Push{User: c.Driver, Frame: Frame{Type: "ride.offer", Offer: &ov}})
 	s.changes = append(s.changes, Change{Kind: kindOffer, RideID: r.ID, Driver: c.Driver})
@@ -353,15 +333,16 @@ func (s *State) accept(r *Ride, driver string, at time.Time) (any, *apperr.Error
 		}
 		return nil, offerError(r, driver)
 	}
-	d := s.drivers[driver]
-	if d == nil || d.ride != "" || d.offer != r.ID {
+	d := s.online[driver] // an offer stands only while its driver is online
+	if d == nil || d.Ride != "" || s.offers[driver] != r.ID {
 		// Never a second ride for one driver, whatever the clocks said.
 		return nil, apperr.New(apperr.Conflict, "you are on another ride")
 	}
-	d.offer, d.ride = "", r.ID
+	delete(s.offers, driver)
+	d.Ride, d.Rider = r.ID, r.Rider // follows from r once written
 	r.Offer = nil
 	r.Driver, r.Status, r.AcceptedAt = driver, StatusAccepted, &at
-	delete(s.open, r.ID)
+	s.touchRide(r)
 	s.pushRide(r, r.Rider, driver)
 	s.changes = append(s.changes, Change{Kind: kindAccept, RideID: r.ID, Driver: driver})
 	return Ack{RideID: r.ID, Status: r.Status, Driver: driver}, nil
@@ -378,6 +359,7 @@ func (s *State) hold(r *Ride, id ledger.ID) (any, *apperr.Error) {
 		return nil, apperr.New(apperr.Conflict, "another hold is recorded")
 	}
 	r.DriverHold = id
+	s.touchRide(r)
 	s.changes = append(s.changes, Change{Kind: kindHold, RideID: r.ID, Driver: r.Driver})
 	return Ack{RideID: r.ID, Status: r.Status}, nil
 }
@@ -418,19 +400,21 @@ func (s *State) advance(r *Ride, kind, actor string, fare uint64, at time.Time) 
 		s.end(r)
 	}
 	r.Status = to
+	s.touchRide(r)
 	s.pushRide(r, r.Rider, r.Driver)
 	s.changes = append(s.changes, Change{Kind: kind, RideID: r.ID, Driver: r.Driver})
 	return Ack{RideID: r.ID, Status: r.Status}, nil
 }
 
-// end frees the ride's rider and driver.
+// end frees the ride's driver (its rider once it is written); r.EndedAt
+// is set.
 func (s *State) end(r *Ride) {
-	if s.active[r.Rider] == r.ID {
-		delete(s.active, r.Rider)
+	s.space.Tx().SetBlind(endedKey(*r.EndedAt, r.ID), nil) // read after a restart only
+	if r.Driver == "" {
+		return
 	}
-	delete(s.open, r.ID)
-	if d := s.drivers[r.Driver]; d != nil && d.ride == r.ID {
-		d.ride = ""
+	if d := s.online[r.Driver]; d != nil && d.Ride == r.ID { // on a ride: online
+		d.Ride, d.Rider = "", ""
 	}
 }
 
@@ -466,6 +450,7 @@ func (s *State) cancel(r *Ride, actor string, c rideCmd, at time.Time) (any, *ap
 	}
 	r.Status, r.EndedAt, r.CancelledBy, r.CancelReason = StatusCancelled, &at, by, c.Reason
 	s.end(r)
+	s.touchRide(r)
 	s.pushRide(r, r.Rider, r.Driver)
 	s.changes = append(s.changes, Change{Kind: kindCancel, RideID: r.ID, Driver: r.Driver})
 	return Ack{RideID: r.ID, Status: r.Status}, nil
@@ -478,6 +463,7 @@ func (s *State) giveUp(r *Ride, at time.Time) (any, *apperr.Error) {
 	s.dropOffer(r, at, true)
 	r.Status, r.EndedAt = StatusNoDriver, &at
 	s.end(r)
+	s.touchRide(r)
 	s.pushRide(r, r.Rider)
 	s.changes = append(s.changes, Change{Kind: kindGiveUp, RideID: r.ID})
 	return Ack{RideID: r.ID, Status: r.Status}, nil
@@ -492,69 +478,4 @@ func (s *State) pushRide(r *Ride, users ...string) {
 		v := r.ViewFor(u)
 		s.pushes = append(s.pushes, Push{User: u, Frame: Frame{Type: "ride", Ride: &v}})
 	}
-}
-
-// Ride returns a copy of a ride.
-func (s *State) Ride(id string) (*Ride, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	r := s.rides[id]
-	if r == nil {
-		return nil, false
-	}
-	return r.clone(), true
-}
-
-// RideFor returns a ride to its rider or its driver; to anyone else it
-// does not exist.
-func (s *State) RideFor(id, user string) (View, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	r := s.rides[id]
-	if r == nil || user == "" || (user != r.Rider && user != r.Driver) {
-		return View{}, false
-	}
-	return r.ViewFor(user), true
-}
-
-// Offers lists the offers that stand for driver at at (at most one).
-func (s *State) Offers(driver string, at time.Time) []OfferView {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := []OfferView{}
-	if r := s.liveOffer(driver, s.drivers[driver], at); r != nil {
-		out = append(out, r.offerView())
-	}
-	return out
-}
-
-// Driver returns a driver's availability.
-func (s *State) Driver(id string) DriverStatus {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	st := DriverStatus{DriverID: id}
-	if d := s.drivers[id]; d != nil {
-		st.Online, st.Since, st.RideID = d.online, d.since, d.ride
-	}
-	return st
-}
-
-// ActiveRide is the rider's ride that has not ended, if any.
-func (s *State) ActiveRide(rider string) (string, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	id, ok := s.active[rider]
-	return id, ok
-}
-
-// DriversRider is the rider of the ride driver is on, if any.
-func (s *State) DriversRider(driver string) (rideID, rider string, ok bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	d := s.drivers[driver]
-	if d == nil || d.ride == "" {
-		return "", "", false
-	}
-	r := s.rides[d.ride]
-	return r.ID, r.Rider, true
 }

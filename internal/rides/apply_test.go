@@ -8,23 +8,26 @@ import (
 	"time"
 
 	"superapp/internal/apperr"
-	"superapp/internal/store/storetest"
 	"superapp/internal/cmdlog"
 	"superapp/internal/ledger"
+	"superapp/internal/store"
+	"superapp/internal/store/storetest"
 )
 
 // book drives a State with commands the way the log would, with a clock
 // the test moves.
 type book struct {
-	t   *testing.T
-	s   *State
-	at  time.Time
-	n   int
-	got []Push
+	t     *testing.T
+	s     *State
+	space *store.Space
+	at    time.Time
+	n     int
+	got   []Push
 }
 
 func newBook(t *testing.T) *book {
-	b := &book{t: t, s: NewState(), at: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	sp := storetest.Space(t, Stream)
+	b := &book{t: t, s: NewState(sp), space: sp, at: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
 	b.s.Observe(func(ps []Push, _ []Change) { b.got = append(b.got, ps...) })
 	return b
 }
@@ -36,7 +39,11 @@ func (b *book) apply(kind, actor string, data any) (Ack, *apperr.Error) {
 		b.t.Fatal(err)
 	}
 	b.n++
+	// One command per entry, committed before the next, as a machine does.
+	tx := b.space.Begin()
 	v, aerr := b.s.Apply(uint64(b.n), &cmdlog.Envelope{ID: "c" + string(rune('a'+b.n%26)), Kind: kind, Actor: actor, At: b.at, Data: raw})
+	tx.Commit()
+	tx.RunAfterCommit()
 	if aerr != nil {
 		return Ack{}, aerr
 	}
@@ -376,8 +383,9 @@ func TestDeterministic(t *testing.T) {
 	var digests []string
 	var views []string
 	for range 2 {
-		st := NewState()
-		m := cmdlog.NewMachine(Stream, storetest.Space(t, Stream), st.Apply, log)
+		sp := storetest.Space(t, Stream)
+		st := NewState(sp)
+		m := cmdlog.NewMachine(Stream, sp, st.Apply, log)
 		for i, e := range entries {
 			m.Apply(uint64(i+1), e, 0)
 		}

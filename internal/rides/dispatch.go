@@ -81,8 +81,8 @@ func (d *dispatcher) scan() {
 	var due []string
 	st := d.s.state
 	st.mu.RLock()
-	for id := range st.open {
-		if d.mine(st.rides[id], now) {
+	for id, r := range st.live {
+		if d.mine(r, now) {
 			due = append(due, id)
 		}
 	}

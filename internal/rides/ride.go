@@ -7,12 +7,15 @@
 // Ride state is derived only from the RIDES stream, applied the same way on
 // every node; assignment is decided while applying, so two DCs dispatching
 // at once can never give one driver two rides or one ride two drivers: the
-// log orders their offers and the second is refused. Driver locations are
+// log orders their offers and the second is refused. The rides and drivers
+// live in the node's state store (keys.go); only the rides under way and
+// the drivers online are also held in memory. Driver locations are
 // ephemeral: kept in memory on every node, never written to the log.
 //
 // It must never let a user read another user's ride or a driver see
 // another driver's offer, never resolve a hold twice, never read the wall
-// clock while applying, and never import net/http or the NATS client.
+// clock while applying, never hold in memory what grows with the stream's
+// history, and never import net/http or the NATS client.
 package rides
 
 import (

@@ -114,16 +114,33 @@ type Service struct {
 // and call Start.
 func New(cfg Config) *Service {
 	cfg.defaults()
-	st := NewState()
-	m := cmdlog.NewMachine(Stream, cfg.Store.Space(Stream), st.Apply, cfg.Logger)
-	m.SetVolatile() // state still in memory: replayed from the first entry
+	space := cfg.Store.Space(Stream)
+	st := NewState(space)
+	m := cmdlog.NewMachine(Stream, space, st.Apply, cfg.Logger)
 	s := &Service{cfg: cfg, log: cfg.Logger.With("feature", "rides"), state: st, machine: m, pay: cfg.Pay,
 		sub: &cmdlog.Submitter{Log: cfg.Log, Machine: m, Subject: "rides", Now: cfg.Now}}
 	s.loc = newLocations(s)
 	s.disp = newDispatcher(s)
 	s.settle = newSettler(s)
 	st.Observe(s.observe)
+	m.SetLoader(s.load)
 	return s
+}
+
+// resumeWindow is how long before the last ride ended an ended ride is
+// still handed to the settlement after a restart. Settling takes seconds
+// while the ledger is up; the window covers a cluster that stopped right
+// after rides ended, without holding a day of ride ids in memory.
+const resumeWindow = time.Hour
+
+// load fills the read model's memory from the store when the node
+// restores the machine, and hands the settlement the rides whose money may
+// still have to move: no replayed change tells it of them any more.
+func (s *Service) load() {
+	s.state.load()
+	for _, id := range s.state.unsettled(resumeWindow) {
+		s.settle.Track(id, s.cfg.TakeoverAfter)
+	}
 }
 
 // Machine is the state machine of the RIDES stream.

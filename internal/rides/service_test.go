@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"superapp/internal/apperr"
-	"superapp/internal/store/storetest"
 	"superapp/internal/cmdlog"
 	"superapp/internal/pay"
+	"superapp/internal/store/storetest"
 )
 
 // memLog is a stream that every node's machine applies at once, in order:
@@ -363,4 +363,55 @@ func TestRace(t *testing.T) {
 	if err := nodes[1].pay.State().Check(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRestartSettles: a node restarted on its own store has its rides
+// back (the ride under way in memory) and settles a ride that ended
+// before the restart: nothing replays the change that would have told it.
+func TestRestartSettles(t *testing.T) {
+	c := newCluster(t)
+	s := c.node("dc1", false)
+	ctx := context.Background()
+	c.topUp(s, "rider", 50_000)
+	c.topUp(s, "other", 50_000)
+	ended, _, err := s.Request(ctx, "rider", RequestInput{ID: "r1", Pickup: &gangnam, Dropoff: &jamsil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cancelled, and the node stops before it releases the hold.
+	if _, err := s.sub.Submit(ctx, cmdlog.Write{ID: "cancel"}, kindCancel, "rider", rideCmd{RideID: ended.ID}); err != nil {
+		t.Fatal(err)
+	}
+	live, _, err := s.Request(ctx, "other", RequestInput{ID: "r1", Pickup: &gangnam, Dropoff: &jamsil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := balance(s, "rider"); b.Pending == 0 {
+		t.Fatalf("the cancelled ride's hold is gone already: %+v", b)
+	}
+
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	again := New(Config{Log: c.rides, Store: s.cfg.Store, Pay: s.pay, DC: "dc1", Secret: []byte("test secret"), Now: c.clock.Now,
+		Logger: logger, ScanInterval: 5 * time.Millisecond})
+	if err := again.Machine().Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := again.Machine().Applied(), s.Machine().Applied(); got != want {
+		t.Fatalf("restored at %d, want %d", got, want)
+	}
+	if id, ok := again.State().ActiveRide("other"); !ok || id != live.ID {
+		t.Fatalf("active ride: %q %v", id, ok)
+	}
+	if r, ok := again.State().Ride(ended.ID); !ok || r.Status != StatusCancelled {
+		t.Fatalf("cancelled ride: %+v", r)
+	}
+	again.Machine().SetTarget(0)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := again.Start(runCtx); err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	c.clock.Advance(11 * time.Second)
+	eventually(t, "the ended ride's hold released", func() bool { return balance(s, "rider").Available == 50_000 })
 }

@@ -61,7 +61,11 @@ type Runner[T any] struct {
 	queue chan string
 	locks [64]sync.Mutex // one item settles one step at a time on this node
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// pending is the items tracked and not yet forgotten: bounded by the
+	// items under way, those whose step keeps failing, and those that
+	// ended within Quiet. It is this node's schedule, not state of the
+	// log: after a restart the feature tracks again what may need a step.
 	pending map[string]*unsettled
 }
 

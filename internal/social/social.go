@@ -3,16 +3,20 @@
 // ask it whether a block stands between two users before they let one
 // reach the other.
 //
-// It must never let a blocked user reach the user who blocked them, and
-// never import net/http or the NATS client.
+// Its read model lives in the node's state store (keys.go), nothing of it
+// in memory.
+//
+// It must never let a blocked user reach the user who blocked them, never
+// keep in memory what grows with its users, and never import net/http or
+// the NATS client.
 package social
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"sort"
-	"sync"
 	"time"
 
 	"superapp/internal/apperr"
@@ -60,17 +64,38 @@ func key(a, b string) pair {
 	return pair{a, b}
 }
 
-// State is the social read model. It is safe for concurrent use.
-type State struct {
-	mu       sync.RWMutex
-	friends  map[pair]time.Time
-	requests map[[2]string]time.Time // [from, to]
-	blocks   map[[2]string]time.Time // [blocker, blocked]
+// side is the index, in a relation's pairs of fields, of what from does
+// to to: 0 when from is the pair's first id, 1 when it is the second.
+func side(from, to string) int {
+	if from < to {
+		return 0
+	}
+	return 1
 }
 
-// NewState returns an empty state.
-func NewState() *State {
-	return &State{friends: map[pair]time.Time{}, requests: map[[2]string]time.Time{}, blocks: map[[2]string]time.Time{}}
+// relation is everything between two users, as the store keeps it.
+type relation struct {
+	Friends *time.Time `json:"f,omitempty"`
+	// Req[side(from, to)] is when from asked to to be friends.
+	Req [2]*time.Time `json:"r"`
+	// Block[side(blocker, blocked)] is when blocker blocked blocked.
+	Block [2]*time.Time `json:"b"`
+}
+
+func (r relation) empty() bool {
+	return r.Friends == nil && r.Req == [2]*time.Time{} && r.Block == [2]*time.Time{}
+}
+
+// State is the social read model, kept in the store (see keys.go); queries
+// read what is committed. It keeps nothing in memory and is safe for
+// concurrent use.
+type State struct {
+	space *store.Space
+}
+
+// NewState returns the state kept in space (the SOCIAL stream's).
+func NewState(space *store.Space) *State {
+	return &State{space: space}
 }
 
 const (
@@ -87,7 +112,63 @@ type target struct {
 	UserID string `json:"user_id"`
 }
 
-// Apply applies one SOCIAL command. It is deterministic.
+// change is one command's edit of a relation: the record and the
+// per-user index keys that mirror it, written together.
+type change struct {
+	tx  *store.Tx
+	p   pair
+	rel relation
+}
+
+func (c *change) befriend(at time.Time) {
+	c.rel.Friends = &at
+	c.tx.SetJSON(edgeKey(friendPrefix, c.p.a, c.p.b), at)
+	c.tx.SetJSON(edgeKey(friendPrefix, c.p.b, c.p.a), at)
+}
+
+func (c *change) unfriend() {
+	if c.rel.Friends != nil {
+		c.rel.Friends = nil
+		c.tx.Delete(edgeKey(friendPrefix, c.p.a, c.p.b))
+		c.tx.Delete(edgeKey(friendPrefix, c.p.b, c.p.a))
+	}
+}
+
+func (c *change) request(from, to string, at time.Time) {
+	c.rel.Req[side(from, to)] = &at
+	c.tx.SetJSON(edgeKey(outPrefix, from, to), at)
+	c.tx.SetJSON(edgeKey(inPrefix, to, from), at)
+}
+
+func (c *change) unrequest(from, to string) {
+	if c.rel.Req[side(from, to)] != nil {
+		c.rel.Req[side(from, to)] = nil
+		c.tx.Delete(edgeKey(outPrefix, from, to))
+		c.tx.Delete(edgeKey(inPrefix, to, from))
+	}
+}
+
+func (c *change) block(blocker, blocked string, at time.Time) {
+	c.rel.Block[side(blocker, blocked)] = &at
+	c.tx.SetJSON(edgeKey(blockPrefix, blocker, blocked), at)
+}
+
+func (c *change) unblock(blocker, blocked string) {
+	c.rel.Block[side(blocker, blocked)] = nil
+	c.tx.Delete(edgeKey(blockPrefix, blocker, blocked))
+}
+
+// save writes the relation, or drops it when nothing is left of it.
+func (c *change) save() {
+	if c.rel.empty() {
+		c.tx.Delete(relKey(c.p))
+		return
+	}
+	c.tx.SetJSON(relKey(c.p), c.rel)
+}
+
+// Apply applies one SOCIAL command, writing to the entry's batch. It is
+// deterministic.
 func (s *State) Apply(_ uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 	var t target
 	if err := json.Unmarshal(e.Data, &t); err != nil || t.UserID == "" || e.Actor == "" {
@@ -97,88 +178,110 @@ func (s *State) Apply(_ uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 	if me == other {
 		return nil, apperr.Field("user_id", "that is you")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	tx := s.space.Tx()
+	c := &change{tx: tx, p: key(me, other)}
+	tx.GetJSON(relKey(c.p), &c.rel)
+	mine, theirs := side(me, other), side(other, me)
 	out := Change{UserID: other, At: e.At}
 	switch e.Kind {
 	case kindRequest:
-		if _, ok := s.blocks[[2]string{other, me}]; ok {
+		if c.rel.Block[theirs] != nil {
 			return nil, apperr.New(apperr.Blocked, "this user does not accept requests from you")
 		}
-		if _, ok := s.blocks[[2]string{me, other}]; ok {
+		if c.rel.Block[mine] != nil {
 			return nil, apperr.New(apperr.Blocked, "you blocked this user; unblock them first")
 		}
-		if _, ok := s.friends[key(me, other)]; ok {
+		if c.rel.Friends != nil {
 			return nil, apperr.New(apperr.AlreadyFriends, "you are friends already")
 		}
-		if _, ok := s.requests[[2]string{other, me}]; ok {
+		if c.rel.Req[theirs] != nil {
 			// Both asked: that is a friendship.
-			delete(s.requests, [2]string{other, me})
-			s.friends[key(me, other)] = e.At
+			c.unrequest(other, me)
+			c.befriend(e.At)
 			out.Status = "friends"
-			return out, nil
+			break
 		}
-		if _, ok := s.requests[[2]string{me, other}]; !ok {
-			s.requests[[2]string{me, other}] = e.At
+		if c.rel.Req[mine] == nil {
+			c.request(me, other, e.At)
 		}
 		out.Status = "requested"
 	case kindAccept:
-		if _, ok := s.requests[[2]string{other, me}]; !ok {
+		if c.rel.Req[theirs] == nil {
 			return nil, apperr.New(apperr.NotFound, "no friend request from this user")
 		}
-		delete(s.requests, [2]string{other, me})
-		s.friends[key(me, other)] = e.At
+		c.unrequest(other, me)
+		c.befriend(e.At)
 		out.Status = "friends"
 	case kindDecline:
-		if _, ok := s.requests[[2]string{other, me}]; !ok {
+		if c.rel.Req[theirs] == nil {
 			return nil, apperr.New(apperr.NotFound, "no friend request from this user")
 		}
-		delete(s.requests, [2]string{other, me})
+		c.unrequest(other, me)
 		out.Status = "declined"
 	case kindCancel:
-		if _, ok := s.requests[[2]string{me, other}]; !ok {
+		if c.rel.Req[mine] == nil {
 			return nil, apperr.New(apperr.NotFound, "no friend request to this user")
 		}
-		delete(s.requests, [2]string{me, other})
+		c.unrequest(me, other)
 		out.Status = "cancelled"
 	case kindRemove:
-		if _, ok := s.friends[key(me, other)]; !ok {
+		if c.rel.Friends == nil {
 			return nil, apperr.New(apperr.NotFound, "not your friend")
 		}
-		delete(s.friends, key(me, other))
+		c.unfriend()
 		out.Status = "removed"
 	case kindBlock:
-		if _, ok := s.blocks[[2]string{me, other}]; !ok {
-			s.blocks[[2]string{me, other}] = e.At
+		if c.rel.Block[mine] == nil {
+			c.block(me, other, e.At)
 		}
-		delete(s.friends, key(me, other))
-		delete(s.requests, [2]string{me, other})
-		delete(s.requests, [2]string{other, me})
+		c.unfriend()
+		c.unrequest(me, other)
+		c.unrequest(other, me)
 		out.Status = "blocked"
 	case kindUnblock:
-		if _, ok := s.blocks[[2]string{me, other}]; !ok {
+		if c.rel.Block[mine] == nil {
 			return nil, apperr.New(apperr.NotFound, "this user is not blocked")
 		}
-		delete(s.blocks, [2]string{me, other})
+		c.unblock(me, other)
 		out.Status = "unblocked"
 	default:
 		return nil, apperr.New(apperr.Invalid, "unknown command %q", e.Kind)
 	}
+	c.save()
 	return out, nil
+}
+
+// relation reads what is committed between a and b.
+func (s *State) relation(a, b string) relation {
+	var r relation
+	if a != b {
+		s.space.GetJSON(relKey(key(a, b)), &r)
+	}
+	return r
+}
+
+// edges lists the other ends of a user's keys under prefix, with their
+// times, in id order.
+func (s *State) edges(prefix, user string) (others []string, times []time.Time) {
+	from := userKeys(prefix, user)
+	s.space.Scan(from, "", false, func(k string, v []byte) bool {
+		var at time.Time
+		if err := json.Unmarshal(v, &at); err != nil {
+			panic(store.Failure{Err: fmt.Errorf("decode %s: %w", k, err)})
+		}
+		others = append(others, k[len(from):])
+		times = append(times, at)
+		return true
+	})
+	return others, times
 }
 
 // Friends lists a user's friends, oldest friendship first.
 func (s *State) Friends(user string) []Friend {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := []Friend{}
-	for p, since := range s.friends {
-		switch user {
-		case p.a:
-			out = append(out, Friend{UserID: p.b, Since: since})
-		case p.b:
-			out = append(out, Friend{UserID: p.a, Since: since})
-		}
+	others, times := s.edges(friendPrefix, user)
+	out := make([]Friend, len(others))
+	for i := range others {
+		out[i] = Friend{UserID: others[i], Since: times[i]}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Since.Equal(out[j].Since) {
@@ -191,24 +294,20 @@ func (s *State) Friends(user string) []Friend {
 
 // AreFriends reports whether a and b are friends.
 func (s *State) AreFriends(a, b string) bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	_, ok := s.friends[key(a, b)]
-	return ok
+	return s.relation(a, b).Friends != nil
 }
 
 // Requests lists a user's incoming and outgoing requests, oldest first.
 func (s *State) Requests(user string) (incoming, outgoing []Request) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	incoming, outgoing = []Request{}, []Request{}
-	for r, at := range s.requests {
-		switch user {
-		case r[1]:
-			incoming = append(incoming, Request{From: r[0], To: r[1], CreatedAt: at})
-		case r[0]:
-			outgoing = append(outgoing, Request{From: r[0], To: r[1], CreatedAt: at})
-		}
+	froms, times := s.edges(inPrefix, user)
+	incoming = make([]Request, len(froms))
+	for i := range froms {
+		incoming[i] = Request{From: froms[i], To: user, CreatedAt: times[i]}
+	}
+	tos, times := s.edges(outPrefix, user)
+	outgoing = make([]Request, len(tos))
+	for i := range tos {
+		outgoing[i] = Request{From: user, To: tos[i], CreatedAt: times[i]}
 	}
 	byTime := func(rs []Request) {
 		sort.Slice(rs, func(i, j int) bool {
@@ -225,13 +324,10 @@ func (s *State) Requests(user string) (incoming, outgoing []Request) {
 
 // Blocks lists whom a user blocked.
 func (s *State) Blocks(user string) []Block {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := []Block{}
-	for b, at := range s.blocks {
-		if b[0] == user {
-			out = append(out, Block{UserID: b[1], Since: at})
-		}
+	others, times := s.edges(blockPrefix, user)
+	out := make([]Block, len(others))
+	for i := range others {
+		out[i] = Block{UserID: others[i], Since: times[i]}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].UserID < out[j].UserID })
 	return out
@@ -239,19 +335,13 @@ func (s *State) Blocks(user string) []Block {
 
 // Blocked reports whether either user blocked the other.
 func (s *State) Blocked(a, b string) bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	_, ab := s.blocks[[2]string{a, b}]
-	_, ba := s.blocks[[2]string{b, a}]
-	return ab || ba
+	r := s.relation(a, b)
+	return r.Block[0] != nil || r.Block[1] != nil
 }
 
 // HasBlocked reports whether blocker blocked user.
 func (s *State) HasBlocked(blocker, user string) bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	_, ok := s.blocks[[2]string{blocker, user}]
-	return ok
+	return s.relation(blocker, user).Block[side(blocker, user)] != nil
 }
 
 // Service is social's use cases.
@@ -275,15 +365,15 @@ type Config struct {
 
 // New returns a service; the node must feed Machine() the SOCIAL stream.
 func New(cfg Config) *Service {
-	st := NewState()
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	m := cmdlog.NewMachine(Stream, cfg.Store.Space(Stream), st.Apply, cfg.Logger)
-	m.SetVolatile() // state still in memory: replayed from the first entry
+	space := cfg.Store.Space(Stream)
+	st := NewState(space)
+	m := cmdlog.NewMachine(Stream, space, st.Apply, cfg.Logger)
 	return &Service{
 		state:   st,
 		machine: m,

@@ -19,25 +19,51 @@ import (
 // a node that loads it applies each stream from the entry after. Pebble
 // makes it from hard links without stopping the writers.
 
-// WriteCheckpoint writes a consistent checkpoint of the store to w and
-// returns the position of every stream it holds.
-func (db *DB) WriteCheckpoint(w io.Writer) (map[string]uint64, error) {
+// Checkpoint is a consistent copy of the store on local disk, made from
+// hard links; Close removes it.
+type Checkpoint struct {
+	dir string
+	// Positions is the position of every stream the checkpoint holds.
+	Positions map[string]uint64
+}
+
+// Checkpoint makes a consistent checkpoint of the store without stopping
+// its writers.
+func (db *DB) Checkpoint() (*Checkpoint, error) {
 	tmp := filepath.Join(filepath.Dir(db.dir), fmt.Sprintf(".checkpoint-%d", time.Now().UnixNano()))
-	defer os.RemoveAll(tmp)
 	db.mu.RLock()
 	err := db.p.Checkpoint(tmp, pebble.WithFlushedWAL())
 	db.mu.RUnlock()
 	if err != nil {
+		_ = os.RemoveAll(tmp)
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	positions, err := readPositions(tmp)
 	if err != nil {
+		_ = os.RemoveAll(tmp)
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := tarDir(tmp, w); err != nil {
+	return &Checkpoint{dir: tmp, Positions: positions}, nil
+}
+
+// Write writes the checkpoint to w as a tar.
+func (c *Checkpoint) Write(w io.Writer) error { return tarDir(c.dir, w) }
+
+// Close removes the checkpoint's files.
+func (c *Checkpoint) Close() error { return os.RemoveAll(c.dir) }
+
+// WriteCheckpoint writes a consistent checkpoint of the store to w and
+// returns the position of every stream it holds.
+func (db *DB) WriteCheckpoint(w io.Writer) (map[string]uint64, error) {
+	c, err := db.Checkpoint()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.Write(w); err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	return positions, nil
+	return c.Positions, nil
 }
 
 // readPositions opens the store in dir (read-only) and reads every

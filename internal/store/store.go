@@ -42,6 +42,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // FormatVersion is the layout this binary writes. A store written by
@@ -158,6 +159,12 @@ func (db *DB) openPebble() (*pebble.DB, interface{ Unref() }, error) {
 				db.broken(fmt.Errorf("%s: %w", info.Path, info.Details))
 			},
 		},
+	}
+	// Bloom filters on every level: most reads in apply ask for a key
+	// that does not exist yet (is this id new?), and a filter answers
+	// those without reading a table.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	p, err := pebble.Open(db.dir, opts)
 	if err != nil {

@@ -268,3 +268,50 @@ func TestFailureStopsAndMarks(t *testing.T) {
 		t.Fatalf("rebuilt: %q", db.Rebuilt())
 	}
 }
+
+func TestSnapshotIsOneMoment(t *testing.T) {
+	db := open(t, t.TempDir())
+	defer db.Close()
+	s := db.Space("CHAT")
+	tx := s.Begin()
+	tx.Set("a", []byte("1"))
+	tx.Commit()
+	sn := s.Snapshot()
+	defer sn.Close()
+	tx = s.Begin()
+	tx.Set("a", []byte("2"))
+	tx.Set("b", []byte("2"))
+	tx.Commit()
+	if v, _ := sn.Get("a"); string(v) != "1" {
+		t.Fatalf("snapshot sees a later write: %q", v)
+	}
+	n := 0
+	sn.Scan("", "", false, func(string, []byte) bool { n++; return true })
+	if n != 1 {
+		t.Fatalf("snapshot scan saw %d keys, want 1", n)
+	}
+	if v, _ := s.Get("a"); string(v) != "2" {
+		t.Fatalf("committed read: %q", v)
+	}
+}
+
+func TestBlindWritesCommitButStayUnread(t *testing.T) {
+	db := open(t, t.TempDir())
+	defer db.Close()
+	s := db.Space("CHAT")
+	tx := s.Begin()
+	tx.SetBlind("feed/u1/1", []byte("e"))
+	tx.Set("msg/1", []byte("m"))
+	if _, ok := tx.Get("feed/u1/1"); ok {
+		t.Fatal("a blind write is visible to its own batch")
+	}
+	if _, ok := tx.Get("msg/1"); !ok {
+		t.Fatal("a plain write is not visible to its own batch")
+	}
+	tx.Commit()
+	for _, k := range []string{"feed/u1/1", "msg/1"} {
+		if _, ok := s.Get(k); !ok {
+			t.Fatalf("%s not committed", k)
+		}
+	}
+}

@@ -13,10 +13,14 @@ import (
 // through a Tx see its own writes. Only the goroutine applying the stream
 // uses it.
 type Tx struct {
-	s      *Space
-	b      *pebble.Batch
+	s *Space
+	// b is what is committed; idx indexes the writes the Tx may read
+	// back (every write but the blind ones), so a blind write costs only
+	// an append.
+	b, idx *pebble.Batch
 	after  []func()
 	closed bool
+	key    []byte // scratch for building keys
 }
 
 // Begin starts the batch of the next entry. The space's feature reaches it
@@ -24,7 +28,7 @@ type Tx struct {
 func (s *Space) Begin() *Tx {
 	s.db.mu.RLock()
 	defer s.db.mu.RUnlock()
-	tx := &Tx{s: s, b: s.db.p.NewIndexedBatch()}
+	tx := &Tx{s: s, b: s.db.p.NewBatch(), idx: s.db.p.NewIndexedBatch()}
 	s.tx = tx
 	return tx
 }
@@ -72,7 +76,15 @@ func (tx *Tx) close() {
 	if !tx.closed {
 		tx.closed = true
 		_ = tx.b.Close()
+		_ = tx.idx.Close()
 	}
+}
+
+// scratchKey is the full key of k in the Tx's scratch buffer: valid until
+// the next call (Pebble copies keys it keeps).
+func (tx *Tx) scratchKey(k string) []byte {
+	tx.key = append(append(tx.key[:0], tx.s.prefix...), k...)
+	return tx.key
 }
 
 // AfterCommit registers fn to run once the batch is committed: a live push
@@ -83,7 +95,10 @@ func (tx *Tx) AfterCommit(fn func()) { tx.after = append(tx.after, fn) }
 func (tx *Tx) Get(key string) ([]byte, bool) {
 	tx.s.db.mu.RLock()
 	defer tx.s.db.mu.RUnlock()
-	return tx.s.db.get(tx.b, tx.s.key(key))
+	if tx.idx.Empty() {
+		return tx.s.db.get(tx.s.db.p, tx.scratchKey(key))
+	}
+	return tx.s.db.get(tx.idx, tx.scratchKey(key))
 }
 
 // GetJSON decodes the value of key as of this batch into v.
@@ -104,7 +119,21 @@ func (tx *Tx) Has(key string) bool {
 
 // Set writes value under key.
 func (tx *Tx) Set(key string, value []byte) {
-	if err := tx.b.Set(tx.s.key(key), value, nil); err != nil {
+	k := tx.scratchKey(key)
+	if err := tx.b.Set(k, value, nil); err != nil {
+		tx.s.db.fail("set "+key, err)
+	}
+	if err := tx.idx.Set(k, value, nil); err != nil {
+		tx.s.db.fail("set "+key, err)
+	}
+}
+
+// SetBlind writes value under key without making it visible to this Tx's
+// own reads (Get, Scan): for writes the feature never reads back while
+// applying the same entry (a feed entry, a record the feature tracks in
+// its own overlay). It costs an append where Set also indexes.
+func (tx *Tx) SetBlind(key string, value []byte) {
+	if err := tx.b.Set(tx.scratchKey(key), value, nil); err != nil {
 		tx.s.db.fail("set "+key, err)
 	}
 }
@@ -121,7 +150,11 @@ func (tx *Tx) SetJSON(key string, v any) {
 
 // Delete removes key.
 func (tx *Tx) Delete(key string) {
-	if err := tx.b.Delete(tx.s.key(key), nil); err != nil {
+	k := tx.scratchKey(key)
+	if err := tx.b.Delete(k, nil); err != nil {
+		tx.s.db.fail("delete "+key, err)
+	}
+	if err := tx.idx.Delete(k, nil); err != nil {
 		tx.s.db.fail("delete "+key, err)
 	}
 }
@@ -130,7 +163,7 @@ func (tx *Tx) Delete(key string) {
 func (tx *Tx) Scan(prefix, start string, reverse bool, fn func(key string, value []byte) bool) {
 	tx.s.db.mu.RLock()
 	defer tx.s.db.mu.RUnlock()
-	it, err := tx.b.NewIter(nil)
+	it, err := tx.idx.NewIter(nil)
 	if err != nil {
 		tx.s.db.fail("iterate", err)
 	}
@@ -165,4 +198,48 @@ func (s *Space) Position() Position {
 	p.Seq = binary.BigEndian.Uint64(raw)
 	copy(p.Digest[:], raw[8:])
 	return p
+}
+
+// Fail reports that a value read from the space cannot be decoded: the
+// store is broken. It records that (the next start rebuilds the store) and
+// panics with Failure, which stops the entry being applied.
+func (s *Space) Fail(what string, err error) { s.db.fail(string(s.prefix)+what, err) }
+
+// Snapshot is a consistent view of the space's committed state: however
+// many keys a query reads through it, they are all as of one moment.
+type Snapshot struct {
+	s    *Space
+	snap *pebble.Snapshot
+}
+
+// Snapshot opens a consistent view; Close it when done.
+func (s *Space) Snapshot() *Snapshot {
+	s.db.mu.RLock()
+	defer s.db.mu.RUnlock()
+	return &Snapshot{s: s, snap: s.db.p.NewSnapshot()}
+}
+
+// Close releases the view.
+func (sn *Snapshot) Close() { _ = sn.snap.Close() }
+
+// Get returns a copy of the value of key as of the view.
+func (sn *Snapshot) Get(key string) ([]byte, bool) { return sn.s.db.get(sn.snap, sn.s.key(key)) }
+
+// GetJSON decodes the value of key as of the view into v.
+func (sn *Snapshot) GetJSON(key string, v any) bool {
+	raw, ok := sn.Get(key)
+	if !ok {
+		return false
+	}
+	sn.s.db.decode(key, raw, v)
+	return true
+}
+
+// Scan is Space.Scan as of the view.
+func (sn *Snapshot) Scan(prefix, start string, reverse bool, fn func(key string, value []byte) bool) {
+	it, err := sn.snap.NewIter(nil)
+	if err != nil {
+		sn.s.db.fail("iterate", err)
+	}
+	sn.s.scan(it, prefix, start, reverse, fn)
 }

@@ -5,15 +5,19 @@ import (
 	"math/rand/v2"
 )
 
-// A ledger keeps every transfer it ever stored: millions of them. They
-// live in chunks of records that hold no pointers, found through an index
-// that holds none either, so the garbage collector never scans them (it
-// did, on every cycle, when each was a *Transfer in a map), and a stored
-// transfer costs 96 bytes and 13 to 26 of index instead of a 144-byte
-// object of its own with two strings. Records are numbered with uint32: a
-// ledger in memory never holds 2^32 transfers (400 GB of records).
+// The overlay holds what the entry being applied has changed among the
+// transfers: the transfers its calls (CreateTransfers, CreateAccounts)
+// created, and the stored pending transfers whose state they changed. Each
+// call writes its part to the entry's batch when it ends (flush), blind
+// (store.Tx.SetBlind): the batch does not index them, so the overlay is
+// where a later call of the same entry (an entry holds several commands)
+// finds them, and Transfer and PendingStateOf too, when asked about the
+// entry's batch. A linked chain that fails drops its part of the overlay
+// (rollback) and so never reaches the store. Lookups look here first, then
+// in the store. It holds one entry's worth at most and is reset, keeping
+// its memory, by the first call of the next entry.
 
-// record is a stored transfer.
+// record is a transfer in the overlay.
 type record struct {
 	ID, DebitAccountID, CreditAccountID, PendingID ID
 	Amount                                         uint64
@@ -22,16 +26,25 @@ type record struct {
 	Code                                           uint16
 	Flags                                          TransferFlags
 	currency                                       [3]byte
-	// userData indexes Ledger.userData; 0 is none.
-	userData uint32
+	// state is a pending transfer's state (0 for the others).
+	state PendingState
+	// written: the store holds it (committed, or in the entry's batch)
+	// with state writtenState, and the digest's sum counts it so.
+	written      bool
+	writtenState PendingState
+	// gen is the call that created it or last changed its state: flush
+	// writes what the current call changed.
+	gen      uint64
+	userData string
 }
 
 const (
-	chunkBits = 12
+	chunkBits = 10
 	chunkSize = 1 << chunkBits
 )
 
-// records is an append-only sequence of records that never moves one.
+// records is a sequence of records that never moves one; reset keeps its
+// chunks for the next entry.
 type records struct {
 	chunks [][]record
 	n      uint32
@@ -49,29 +62,34 @@ func (s *records) add(r *record) uint32 {
 	return i
 }
 
-// storeTransfer keeps t and returns its index.
-func (l *Ledger) storeTransfer(t *Transfer) uint32 {
-	r := record{ID: t.ID, DebitAccountID: t.DebitAccountID, CreditAccountID: t.CreditAccountID, PendingID: t.PendingID,
-		Amount: t.Amount, Timestamp: t.Timestamp, Timeout: t.Timeout, Code: t.Code, Flags: t.Flags}
-	copy(r.currency[:], t.Currency) // validated: an account's currency
-	if t.UserData != "" {
-		l.userData = append(l.userData, t.UserData)
-		r.userData = uint32(len(l.userData) - 1)
+func (s *records) reset() {
+	for i := range s.n {
+		s.at(i).userData = "" // no string kept alive past its entry
 	}
-	return l.records.add(&r)
+	s.n = 0
 }
 
-// transferAt returns the stored transfer at index i.
-func (l *Ledger) transferAt(i uint32) Transfer {
-	r := l.records.at(i)
+// recordOf is t as a record.
+func recordOf(t *Transfer) record {
+	r := record{ID: t.ID, DebitAccountID: t.DebitAccountID, CreditAccountID: t.CreditAccountID, PendingID: t.PendingID,
+		Amount: t.Amount, Timestamp: t.Timestamp, Timeout: t.Timeout, Code: t.Code, Flags: t.Flags, userData: t.UserData}
+	copy(r.currency[:], t.Currency) // validated: an account's currency
+	return r
+}
+
+// transfer is r as a Transfer.
+func (r *record) transfer() Transfer {
 	return Transfer{ID: r.ID, DebitAccountID: r.DebitAccountID, CreditAccountID: r.CreditAccountID, PendingID: r.PendingID,
 		Amount: r.Amount, Timestamp: r.Timestamp, Timeout: r.Timeout, Code: r.Code, Flags: r.Flags,
-		Currency: currencyName(r.currency), UserData: l.userData[r.userData]}
+		Currency: currencyName(r.currency), UserData: r.userData}
 }
 
 // currencyName is a stored currency's name, without an allocation for the
 // common ones.
 func currencyName(c [3]byte) string {
+	if c == [3]byte{} {
+		return ""
+	}
 	for _, s := range currencies {
 		if s == string(c[:]) {
 			return s
@@ -80,16 +98,13 @@ func currencyName(c [3]byte) string {
 	return string(c[:])
 }
 
-// index maps transfer ids to their records. It is a hash table of open
-// addressing with linear probing, in 256 shards chosen by the hash's top
-// byte. A slot holds 32 bits of the id's hash and the record's index, 8
-// bytes, and the id is compared in the record only when those bits match:
-// a ledger looks up every transfer it is sent in a table far bigger than
-// any cache, and one random access into a small table (a Go map takes
-// three dependent ones into a big one: directory, table, group) is what
-// makes a full batch quick. A shard grows on its own, from the hash bits
-// it holds, so growing never stops a batch for longer than rehashing 1/256
-// of the table. The seed is random: it only places entries, it never
+// index maps the overlay's transfer ids to their records. It is a hash
+// table of open addressing with linear probing, in 256 shards chosen by
+// the hash's top byte. A slot holds 32 bits of the id's hash and the
+// record's index, 8 bytes, and the id is compared in the record only when
+// those bits match. A shard grows on its own and keeps its size when the
+// next entry clears it (reset), so a full batch after a full batch
+// allocates nothing. The seed is random: it only places entries, it never
 // changes a result.
 type index struct {
 	recs   *records
@@ -201,6 +216,20 @@ func (x *index) delete(id ID) {
 	sh.slots[s] = slot{}
 	sh.n--
 	x.n--
+}
+
+// reset empties the index, clearing only the shards in use.
+func (x *index) reset() {
+	if x.n == 0 {
+		return
+	}
+	for k := range x.shards {
+		if sh := &x.shards[k]; sh.n > 0 {
+			clear(sh.slots)
+			sh.n = 0
+		}
+	}
+	x.n = 0
 }
 
 // all calls fn with the record of every entry, in no order.

@@ -1,0 +1,294 @@
+package dctest_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"superapp/client"
+	"superapp/internal/dctest"
+)
+
+// TestStateOutlivesItsHistory runs three DCs whose streams keep only ten
+// seconds of entries, under chat and payment load, and burns the same DC
+// three ways: SIGKILLed and restarted on its own disk (it resumes from its
+// store: no entry is applied twice and it does not start over), restarted
+// with a corrupted store (rebuilt from a checkpoint, with one log line
+// saying why), and wiped after its streams were trimmed past their first
+// entry (rebuilt from a checkpoint; the log alone could not). Every time it
+// converges with the others, and every acknowledged message and payment is
+// there.
+func TestStateOutlivesItsHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	c := dctest.StartWith(t, "--log-retention", "10s")
+
+	// Two users on each DC; they chat and pay each other all along.
+	type user struct {
+		id string
+		c  *client.Client
+	}
+	var users []*user
+	for i := 0; i < 4; i++ {
+		u := &user{c: client.New(rotate(c.URLs(), i%3))}
+		login := fmt.Sprintf("state%d@example.com", i)
+		a, err := u.c.SignUp(ctx, login, password, fmt.Sprintf("State %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.id = a.UserID
+		if _, err := u.c.Login(ctx, login, password, "phone"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := u.c.TopUp(ctx, "seed", 1_000_000, "KRW"); err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u)
+	}
+	cv, err := users[0].c.CreateConversation(ctx, []string{users[1].id, users[2].id, users[3].id}, ptr("state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	sent := map[string]bool{}    // acknowledged message ids
+	paid := map[int]uint64{}     // acknowledged payments' total per payer
+	unsure := map[int][]string{} // payments whose answer was lost: settled after the load
+	load, stopLoad := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i, u := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; load.Err() == nil; n++ {
+				id := fmt.Sprintf("u%d-m%d", i, n)
+				if _, err := u.c.Send(load, cv.ConversationID, id, "hello "+id, 0); err == nil {
+					mu.Lock()
+					sent[id] = true
+					mu.Unlock()
+				}
+				pid := fmt.Sprintf("u%d-p%d", i, n)
+				_, err := u.c.Pay(load, pid, users[(i+1)%4].id, 1, "KRW")
+				mu.Lock()
+				if err == nil {
+					paid[i]++
+				} else {
+					unsure[i] = append(unsure[i], pid)
+				}
+				mu.Unlock()
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	victim := dctest.Names[2]
+	if c.Leader(ctx, "CHAT") == victim {
+		victim = dctest.Names[1]
+	}
+	log := c.DC(victim).LogPath
+	sinceStart := func() int64 { st, _ := os.Stat(log); return st.Size() }
+
+	// 1. SIGKILL, restart on its own disk: it resumes where its store is.
+	time.Sleep(3 * time.Second)
+	c.Kill(victim)
+	mark := sinceStart()
+	c.Restart(victim)
+	took := c.WaitReady(victim, 2*time.Minute)
+	if line := logAfter(log, mark, "resuming from the state store"); line == "" {
+		t.Fatalf("%s did not resume from its store; log:\n%s", victim, logFrom(log, mark))
+	}
+	for _, stream := range []string{"CHAT", "LEDGER", "IDENTITY"} {
+		if line := logAfter(log, mark, `"read model restored from the state store"`, `"stream":"`+stream+`"`); line == "" {
+			t.Fatalf("%s replayed %s from its first entry instead of resuming; log:\n%s", victim, stream, logFrom(log, mark))
+		}
+	}
+	t.Logf("restart on its own disk: ready %v after start", took)
+	c.WaitConverged(ctx)
+
+	// 2. A corrupted store: rebuilt, one clear line saying why.
+	if _, err := opsCheckpoint(ctx, c, dctest.Names[0]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	c.Kill(victim)
+	corrupt(t, filepath.Join(c.DC(victim).DataDir, "state"))
+	mark = sinceStart()
+	c.Restart(victim)
+	c.WaitReady(victim, 2*time.Minute)
+	if line := logAfter(log, mark, "rebuilding the state store"); !strings.Contains(line, "corrupt") && !strings.Contains(line, "unreadable") {
+		t.Fatalf("no clear line about the corrupt store; log:\n%s", logFrom(log, mark))
+	}
+	if line := logAfter(log, mark, "state store loaded from a checkpoint"); line == "" {
+		t.Fatalf("the corrupt store was not rebuilt from a checkpoint; log:\n%s", logFrom(log, mark))
+	}
+	c.WaitConverged(ctx)
+
+	// 3. Trimmed streams: the first entries are gone from the log; a
+	// wiped DC rebuilds from a checkpoint and the entries after it.
+	for ctx.Err() == nil && c.StreamInfo(ctx, "CHAT").State.FirstSeq <= 1 {
+		time.Sleep(time.Second)
+	}
+	first := c.StreamInfo(ctx, "CHAT").State.FirstSeq
+	if _, err := opsCheckpoint(ctx, c, dctest.Names[0]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	c.Kill(victim)
+	c.Wipe(victim)
+	mark = sinceStart()
+	c.Restart(victim)
+	took = c.WaitReady(victim, 2*time.Minute)
+	if line := logAfter(log, mark, "state store loaded from a checkpoint"); line == "" {
+		t.Fatalf("wiped after trimming (CHAT begins at %d) but not rebuilt from a checkpoint; log:\n%s", first, logFrom(log, mark))
+	}
+	t.Logf("wiped after trimming (CHAT begins at %d): ready from a checkpoint %v after start", first, took)
+
+	stopLoad()
+	wg.Wait()
+	// A payment whose answer was lost may or may not have happened: ask
+	// again with its id, which settles it either way, exactly once.
+	for i, ids := range unsure {
+		for _, pid := range ids {
+			if _, err := users[i].c.Pay(ctx, pid, users[(i+1)%4].id, 1, "KRW"); err != nil {
+				t.Fatalf("settle payment %s: %v", pid, err)
+			}
+			paid[i]++
+		}
+	}
+	c.WaitConverged(ctx)
+	// Every acknowledged message and payment, on every DC, the victim too.
+	for i, d := range c.DCs {
+		reader := client.New([]string{d.URL()})
+		reader.UseTokens(client.Tokens{AccessToken: users[0].c.AccessToken(), UserID: users[0].id})
+		reader.Observe(users[0].c.Position())
+		var got []client.Message
+		after := uint64(0)
+		for {
+			page, more, err := reader.Messages(ctx, cv.ConversationID, after, 0, 100)
+			if err != nil {
+				t.Fatalf("%s: messages: %v", d.Name, err)
+			}
+			got = append(got, page...)
+			if !more || len(page) == 0 {
+				break
+			}
+			after = page[len(page)-1].Seq
+		}
+		have := map[string]int{}
+		for _, m := range got {
+			have[m.ID]++
+		}
+		mu.Lock()
+		for id := range sent {
+			if have[id] != 1 {
+				t.Errorf("%s: acknowledged message %s stored %d times", d.Name, id, have[id])
+			}
+		}
+		n := len(sent)
+		mu.Unlock()
+		if i == 0 {
+			t.Logf("%d acknowledged messages, every one on every DC", n)
+		}
+	}
+	for i, u := range users {
+		payer := client.New([]string{c.DC(victim).URL()})
+		payer.UseTokens(client.Tokens{AccessToken: u.c.AccessToken(), UserID: u.id})
+		payer.Observe(u.c.Position())
+		w, err := payer.Wallet(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Everyone started with 1,000,000, paid paid[i] and was paid by
+		// the user before them.
+		want := 1_000_000 - paid[i] + paid[(i+3)%4]
+		if len(w) != 1 || w[0].Available != want {
+			t.Errorf("user %d on %s: wallet %+v, want %d", i, victim, w, want)
+		}
+	}
+}
+
+// corrupt flips bytes in the middle of the largest table of a store (its
+// manifest when it has no table yet).
+func corrupt(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	best, size := "", int64(0)
+	for _, e := range entries {
+		info, err := e.Info()
+		if err == nil && strings.HasSuffix(e.Name(), ".sst") && info.Size() > size {
+			best, size = filepath.Join(dir, e.Name()), info.Size()
+		}
+	}
+	if best == "" {
+		// No table yet: everything is in the log and the manifest. A
+		// damaged log tail reads as a write the crash cut short (the store
+		// is then whole, only older); a damaged manifest cannot be read.
+		for _, e := range entries {
+			if info, err := e.Info(); err == nil && strings.HasPrefix(e.Name(), "MANIFEST-") && info.Size() > size {
+				best, size = filepath.Join(dir, e.Name()), info.Size()
+			}
+		}
+	}
+	if best == "" {
+		t.Fatalf("no table or manifest in %s", dir)
+	}
+	b, err := os.ReadFile(best)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(b) / 2; i < len(b)/2+256 && i < len(b); i++ {
+		b[i] ^= 0x5a
+	}
+	if err := os.WriteFile(best, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("corrupted 256 bytes of %s (%d bytes)", filepath.Base(best), size)
+}
+
+func opsCheckpoint(ctx context.Context, c *dctest.Cluster, dc string) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, "POST", c.DC(dc).URL()+"/ops/checkpoint", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return "", fmt.Errorf("checkpoint on %s: %d", dc, resp.StatusCode)
+	}
+	return "ok", nil
+}
+
+// logAfter returns the first line of a DC's log after offset that holds
+// every one of want.
+func logAfter(path string, offset int64, want ...string) string {
+	for _, line := range strings.Split(logFrom(path, offset), "\n") {
+		found := true
+		for _, w := range want {
+			found = found && strings.Contains(line, w)
+		}
+		if found {
+			return line
+		}
+	}
+	return ""
+}
+
+func logFrom(path string, offset int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil || int64(len(b)) < offset {
+		return ""
+	}
+	return string(b[offset:])
+}
+
+func ptr[T any](v T) *T { return &v }

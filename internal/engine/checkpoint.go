@@ -1,0 +1,131 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"superapp/internal/cmdlog"
+)
+
+// Checkpoints are kept in CheckpointBucket, one object per DC named
+// "state-<dc>", replaced by the DC's next one. Their positions travel in
+// the object's metadata, so choosing one needs no download.
+
+// CheckpointInfo describes a stored checkpoint.
+type CheckpointInfo struct {
+	DC        string            `json:"dc"`
+	Positions map[string]uint64 `json:"positions"`
+	Format    int               `json:"format"`
+	Created   time.Time         `json:"created"`
+	Size      uint64            `json:"size"`
+}
+
+const checkpointPrefix = "state-"
+
+// PutCheckpoint stores this DC's checkpoint, read from r, in place of its
+// previous one; it returns once every chunk is committed on a quorum.
+func (e *Engine) PutCheckpoint(ctx context.Context, info CheckpointInfo, r io.Reader) (CheckpointInfo, error) {
+	o, err := e.objectStore(ctx, CheckpointBucket)
+	if err != nil {
+		return info, err
+	}
+	meta := jetstream.ObjectMeta{
+		Name: checkpointPrefix + info.DC,
+		Metadata: map[string]string{
+			"positions": cmdlog.Positions(info.Positions).String(),
+			"format":    strconv.Itoa(info.Format),
+			"created":   info.Created.UTC().Format(time.RFC3339Nano),
+		},
+		Opts: &jetstream.ObjectMetaOptions{ChunkSize: 1 << 20},
+	}
+	oi, err := o.Put(ctx, meta, r)
+	if err != nil {
+		return info, fmt.Errorf("put checkpoint: %w", err)
+	}
+	info.Size = oi.Size
+	return info, nil
+}
+
+// Checkpoints lists the stored checkpoints, newest first.
+func (e *Engine) Checkpoints(ctx context.Context) ([]CheckpointInfo, error) {
+	o, err := e.objectStore(ctx, CheckpointBucket)
+	if err != nil {
+		return nil, err
+	}
+	list, err := o.List(ctx)
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list checkpoints: %w", err)
+	}
+	var out []CheckpointInfo
+	for _, oi := range list {
+		if !strings.HasPrefix(oi.Name, checkpointPrefix) || oi.Deleted {
+			continue
+		}
+		ci := CheckpointInfo{DC: strings.TrimPrefix(oi.Name, checkpointPrefix), Size: oi.Size}
+		ps, err := cmdlog.ParsePositions(oi.Metadata["positions"])
+		if err != nil {
+			e.log.Warn("checkpoint with unreadable positions", "name", oi.Name, "err", err)
+			continue
+		}
+		ci.Positions = ps
+		ci.Format, _ = strconv.Atoi(oi.Metadata["format"])
+		ci.Created, _ = time.Parse(time.RFC3339Nano, oi.Metadata["created"])
+		out = append(out, ci)
+	}
+	sortNewestFirst(out)
+	return out, nil
+}
+
+func sortNewestFirst(cs []CheckpointInfo) {
+	for i := 1; i < len(cs); i++ {
+		for j := i; j > 0 && cs[j].Created.After(cs[j-1].Created); j-- {
+			cs[j], cs[j-1] = cs[j-1], cs[j]
+		}
+	}
+}
+
+// GetCheckpoint opens the checkpoint of dc.
+func (e *Engine) GetCheckpoint(ctx context.Context, dc string) (io.ReadCloser, error) {
+	return e.GetObject(ctx, CheckpointBucket, checkpointPrefix+dc)
+}
+
+// FirstSeqs returns the first sequence each feature stream still holds
+// (1 when nothing was trimmed, the next sequence when the stream is empty
+// after trimming).
+func (e *Engine) FirstSeqs(ctx context.Context) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	for _, spec := range Streams {
+		info, err := e.streamInfo(ctx, spec.Name)
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", spec.Name, err)
+		}
+		first := info.State.FirstSeq
+		if info.State.Msgs == 0 {
+			first = info.State.LastSeq + 1
+		}
+		out[spec.Name] = max(first, 1)
+	}
+	return out, nil
+}
+
+// LeadsCheckpoints reports whether this node's server leads the stream of
+// the checkpoint bucket: one DC at a time writes the periodic checkpoints
+// (the bucket is replicated, so that is enough), and when it burns the
+// next leader takes over.
+func (e *Engine) LeadsCheckpoints(ctx context.Context) bool {
+	info, err := e.streamInfo(ctx, "OBJ_"+CheckpointBucket)
+	if err != nil {
+		return false
+	}
+	return info.Cluster == nil || info.Cluster.Leader == "" && e.replicas == 1 || info.Cluster.Leader == e.cfg.DC
+}
