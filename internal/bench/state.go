@@ -88,11 +88,10 @@ func State(ctx context.Context, o StateOptions) error {
 	// write brings the log to n messages and n/N of the transfers.
 	write := func(n int) error {
 		start := time.Now()
-		first := written / perEntry
-		entries := (n+perEntry-1)/perEntry - first
-		bytes, err := publishEntries(ctx, js, "chat.batch", run+"-"+strconv.Itoa(first), entries, func(i int) []byte {
-			e := first + i
-			return chatBatch(e*perEntry, min((e+1)*perEntry, n), convs, users)
+		from := written
+		entries := (n - from + perEntry - 1) / perEntry
+		bytes, err := publishEntries(ctx, js, "chat.batch", run+"-"+strconv.Itoa(from), entries, func(i int) []byte {
+			return chatBatch(from+i*perEntry, min(from+(i+1)*perEntry, n), convs, users)
 		})
 		if err != nil {
 			return err
