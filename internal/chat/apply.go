@@ -200,21 +200,10 @@ func (s *State) send(tx *batch, e *cmdlog.Envelope, c sendCmd) (any, *apperr.Err
 		return nil, err
 	}
 	ck := clientKey(conv.ID, e.Actor, c.ID)
-	// Is there a message with this client id already? Only a send can
-	// have stored one. A send named after its client id (sendID: the
-	// service names every send so) is applied once: the machine never
-	// applies a command id again after it succeeded. So when this command
-	// is so named, only a send named otherwise can have stored its client
-	// id, and the conversation's record says whether one ever stored a
-	// message (ForeignIDs). The client id is looked up only if it may be
-	// there: on a fresh send that read finds nothing, at the cost of a
-	// read of the store for every message.
 	named := isSendID(e.ID, conv.ID, e.Actor, c.ID)
-	if !named || conv.ForeignIDs {
-		if at, ok := tx.Get(ck); ok {
-			raw, _ := tx.Get(msgKey(conv.ID, store.ParseSeq(string(at))))
-			return json.RawMessage(raw), nil // the message as it is now
-		}
+	if seq, ok := s.sent(tx, conv, e.Actor, c.ID, ck, named); ok {
+		raw, _ := tx.Get(msgKey(conv.ID, seq))
+		return json.RawMessage(raw), nil // the message as it is now
 	}
 	if c.ReplyTo > 0 {
 		if c.ReplyTo > conv.Last || c.ReplyTo <= me.From {
@@ -241,16 +230,18 @@ func (s *State) send(tx *batch, e *cmdlog.Envelope, c sendCmd) (any, *apperr.Err
 	conv.Last = m.Seq
 	conv.Counted++ // one more unread for every other member
 	conv.UpdatedAt = e.At
-	if !named {
-		conv.ForeignIDs = true
-	}
 	// Encoded once: the stored message is also the outcome.
 	raw, jerr := json.Marshal(m)
 	if jerr != nil {
 		panic("chat: encode message: " + jerr.Error()) // only our own types
 	}
 	tx.Set(msgKey(conv.ID, m.Seq), raw)
-	tx.Set(ck, []byte(store.Seq(m.Seq)))
+	if named {
+		s.cache.named[ck] = m.Seq // its outcome, not yet committed
+	} else {
+		tx.Set(ck, []byte(store.Seq(m.Seq)))
+		conv.ForeignIDs = true
+	}
 	if att != nil {
 		tx.Set(attMsgKey(conv.ID, att.ID, m.Seq), nil)
 	}
@@ -259,6 +250,42 @@ func (s *State) send(tx *batch, e *cmdlog.Envelope, c sendCmd) (any, *apperr.Err
 	s.putConv(tx, conv)
 	s.emit(&Event{Cursor: e.Cursor, Type: EvMessage, ConversationID: conv.ID, Message: m, At: e.At}, r.ids())
 	return json.RawMessage(raw), nil
+}
+
+// sent finds the message sender already sent to conv with client id (ck
+// is its client key), if any. The service names every send after its
+// client id (sendID) and the machine applies a command id once it
+// succeeded, never again: a named send's message is found by its outcome,
+// and needs no key of its own. A send named otherwise (only tests make
+// them) keeps its client key, and marks the conversation (ForeignIDs).
+// So a named send looks up nothing unless the conversation is marked,
+// and a fresh send, the common case, reads nothing.
+func (s *State) sent(tx *batch, conv *convRec, sender, id, ck string, named bool) (uint64, bool) {
+	if !named || conv.ForeignIDs {
+		if at, ok := tx.Get(ck); ok {
+			return store.ParseSeq(string(at)), true
+		}
+	}
+	if named {
+		return 0, false // the machine would not have applied it again
+	}
+	if seq, ok := s.cache.named[ck]; ok {
+		return seq, true // a named send of this entry
+	}
+	o, ok := s.outcome(sendID(conv.ID, sender, id))
+	if !ok || o.Err != nil {
+		return 0, false
+	}
+	var m struct {
+		ConversationID string `json:"conversation_id"`
+		ID             string `json:"id"`
+		Seq            uint64 `json:"seq"`
+		Sender         string `json:"sender"`
+	}
+	if json.Unmarshal(o.Value, &m) != nil || m.ConversationID != conv.ID || m.Sender != sender || m.ID != id || m.Seq == 0 {
+		return 0, false // not a send's outcome: that id named another command
+	}
+	return m.Seq, true
 }
 
 func (s *State) deleteMessage(tx *batch, e *cmdlog.Envelope, c seqCmd) (any, *apperr.Error) {

@@ -42,7 +42,7 @@ func benchSends(b *testing.B, convs, members, perEntry int) {
 		c := i % convs
 		id := fmt.Sprintf("m%d", i)
 		env := cmd(kindSend, senders[c], 1, sendCmd{ConversationID: ids[c], ID: id, Text: "hello there, how are you today?"})
-		env.ID = "msg/" + ids[c] + "/" + senders[c] + "/" + id // as the service names a send
+		env.ID = sendID(ids[c], senders[c], id) // as the service names a send
 		envs = append(envs, env)
 		if len(envs) == perEntry || i == b.N-1 {
 			n.entry(b, envs...)

@@ -28,6 +28,10 @@ type recordCache struct {
 	tx         *store.Tx // the entry's batch: a new one for every entry, and every try of one
 	entry, hot records
 	hotMembers int // members in hot's records
+	// named maps the client keys of the named sends the entry stored to
+	// their seqs: their outcomes are not committed yet (see State.sent).
+	// Bounded by the entry's commands.
+	named map[string]uint64
 }
 
 // The bounds of the hot layer: ~10 MB at most, and a node's busy
@@ -67,6 +71,10 @@ func (c *recordCache) begin(tx *store.Tx) {
 	c.tx = tx
 	entry := newRecords()
 	c.entry = entry
+	if c.named == nil {
+		c.named = map[string]uint64{}
+	}
+	clear(c.named)
 	tx.AfterCommit(func() { c.keep(entry) })
 }
 
@@ -93,7 +101,7 @@ func (c *recordCache) keep(e records) {
 func (c *recordCache) forget() { *c = recordCache{} }
 
 // conv reads a conversation's record; the caller may modify it (but not
-// its Members).
+// its Members or Receipts in place: they are the cache's).
 func (s *State) conv(tx *batch, id string) (*convRec, bool) {
 	if c, ok := s.cache.entry.convs[id]; ok {
 		return &c, true

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"superapp/internal/cmdlog"
 	"superapp/internal/store"
 )
 
@@ -140,6 +141,9 @@ type State struct {
 	pending []Delivery
 	// cache holds records apply reads again; see recordCache.
 	cache recordCache
+	// outcome is the machine's (New sets it): what a command id came to,
+	// which State.sent asks.
+	outcome func(id string) (cmdlog.Outcome, bool)
 
 	mu     sync.Mutex // guards notify
 	notify func([]Delivery)

@@ -63,8 +63,8 @@ type convRec struct {
 	// member's unread baseline.
 	Counted uint64
 	// ForeignIDs is set once a send that was not named after its client
-	// id (see sendID) stored a message: only then must a send so named
-	// look its client id up (see send).
+	// id (see sendID) stored a message: only then must a named send look
+	// its client id up (see State.sent).
 	ForeignIDs bool
 	// Members are the members of a conversation whose members never
 	// change (one-to-one, official), and Receipts theirs, in the same

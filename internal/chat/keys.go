@@ -22,7 +22,8 @@ import (
 //	                                      unread baseline
 //	joined/<user>/<conv>                  "": the user's conversations (Conversations)
 //	msg/<conv>/<seq>                      Message, as it is now (a deleted one says so)
-//	client/<conv>/<sender>/<client id>    seq of the message the sender sent with that id
+//	client/<conv>/<sender>/<client id>    seq of the message the sender sent with that id, by a
+//	                                      send not named after it (a named one: see State.sent)
 //	att/<conv>/<attachment>               Attachment registered for the conversation
 //	attmsg/<conv>/<attachment>/<seq>      "": the live message at seq carries the attachment
 //	feed/<user>/<cursor>                  []feedEvent: what the command at cursor told the user
@@ -33,8 +34,8 @@ import (
 // go (a group's roster and the member records). A command reads its
 // conversation's record and roster, two reads whatever the conversation's
 // size (one for a one-to-one conversation, whose two members and their
-// receipts live in its record: a send to it writes the record, the
-// message, its client id and two feed entries); queries about one member
+// receipts live in its record: a send to it reads nothing and writes the
+// record, the message and two feed entries); queries about one member
 // read that member's record.
 
 // Keys are built by plain concatenation: one allocation each, where
@@ -68,7 +69,8 @@ func msgKey(conv string, seq uint64) string {
 	return "msg/" + conv + "/" + string(b[:])
 }
 
-// clientKey makes sends idempotent per sender and client id, forever.
+// clientKey makes sends not named after their client id idempotent per
+// sender and client id, forever (named ones are: see State.sent).
 func clientKey(conv, sender, id string) string { return "client/" + conv + "/" + sender + "/" + id }
 
 // attKey is an attachment's metadata.

@@ -55,6 +55,7 @@ func New(cfg Config) *Service {
 	st := NewState(space)
 	m := cmdlog.NewMachine(Stream, space, st.Apply, cfg.Logger)
 	m.SetLoader(st.cache.forget) // nothing else to load: the state is the store
+	st.outcome = m.Outcome
 	return &Service{
 		state:   st,
 		machine: m,
@@ -199,7 +200,7 @@ var clientIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 
 // sendID is the command id of a send: named after the message's client
 // id, so that the same message sent again is the same command, which the
-// machine applies once (and apply relies on: see convRec.ForeignIDs).
+// machine applies once (and apply relies on: see State.sent).
 func sendID(convID, actor, clientID string) string {
 	return "msg/" + convID + "/" + actor + "/" + clientID
 }

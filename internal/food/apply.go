@@ -85,19 +85,18 @@ func (s *State) Observe(fn func([]Push, []Change)) {
 // deterministic: the envelope's At is the only clock it reads. A refused
 // command changes nothing.
 func (s *State) Apply(_ uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
-	tx := s.space.Tx()
-	v, err, pushes, changes, obs := s.applyLocked(tx, e)
+	v, err, pushes, changes, obs := s.applyLocked(e)
 	if obs != nil && (len(pushes) > 0 || len(changes) > 0) {
-		tx.AfterCommit(func() { obs(pushes, changes) })
+		s.space.Tx().AfterCommit(func() { obs(pushes, changes) })
 	}
 	return v, err
 }
 
-func (s *State) applyLocked(tx *store.Tx, e *cmdlog.Envelope) (v any, err *apperr.Error, pushes []Push, changes []Change, obs func([]Push, []Change)) {
+func (s *State) applyLocked(e *cmdlog.Envelope) (v any, err *apperr.Error, pushes []Push, changes []Change, obs func([]Push, []Change)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pushes, s.changes = s.pushes[:0], s.changes[:0]
-	v, err = s.apply(&batch{tx: tx, sp: s.space, w: s.written.of(tx), c: s.recent}, e)
+	v, err = s.apply(s.overlay, e)
 	if err == nil {
 		pushes, changes = slices.Clone(s.pushes), slices.Clone(s.changes)
 	}
@@ -111,7 +110,7 @@ func decode(e *cmdlog.Envelope, v any) *apperr.Error {
 	return nil
 }
 
-func (s *State) apply(tx *batch, e *cmdlog.Envelope) (any, *apperr.Error) {
+func (s *State) apply(tx *store.Overlay, e *cmdlog.Envelope) (any, *apperr.Error) {
 	if e.Actor == "" && e.Kind != kindCancel {
 		return nil, apperr.New(apperr.Malformed, "bad command")
 	}
@@ -172,7 +171,7 @@ func (s *State) apply(tx *batch, e *cmdlog.Envelope) (any, *apperr.Error) {
 	return nil, apperr.New(apperr.Invalid, "unknown command %q", e.Kind)
 }
 
-func (s *State) createStore(tx *batch, merchant string, c storeCmd, at time.Time, cursor uint64) (any, *apperr.Error) {
+func (s *State) createStore(tx *store.Overlay, merchant string, c storeCmd, at time.Time, cursor uint64) (any, *apperr.Error) {
 	if old, ok := getStore(tx, c.StoreID); ok {
 		if old.Merchant != merchant {
 			return nil, apperr.New(apperr.Conflict, "this store exists already")
@@ -190,7 +189,7 @@ func (s *State) createStore(tx *batch, merchant string, c storeCmd, at time.Time
 }
 
 // ownStore is the store id if merchant runs it.
-func ownStore(tx *batch, id, merchant string) (*storeRec, *apperr.Error) {
+func ownStore(tx *store.Overlay, id, merchant string) (*storeRec, *apperr.Error) {
 	st, ok := getStore(tx, id)
 	switch {
 	case !ok:
@@ -201,7 +200,7 @@ func ownStore(tx *batch, id, merchant string) (*storeRec, *apperr.Error) {
 	return st, nil
 }
 
-func (s *State) putItem(tx *batch, merchant string, c itemCmd) (any, *apperr.Error) {
+func (s *State) putItem(tx *store.Overlay, merchant string, c itemCmd) (any, *apperr.Error) {
 	st, err := ownStore(tx, c.StoreID, merchant)
 	if err != nil {
 		return nil, err
@@ -222,7 +221,7 @@ func (s *State) putItem(tx *batch, merchant string, c itemCmd) (any, *apperr.Err
 	return it.copy(), nil
 }
 
-func (s *State) setCart(tx *batch, user string, c cartCmd) (any, *apperr.Error) {
+func (s *State) setCart(tx *store.Overlay, user string, c cartCmd) (any, *apperr.Error) {
 	st, ok := getStore(tx, c.StoreID)
 	if !ok {
 		return nil, apperr.New(apperr.NotFound, "no such store")
@@ -255,7 +254,7 @@ func (s *State) setCart(tx *batch, user string, c cartCmd) (any, *apperr.Error) 
 	return priced(tx, st, lines), nil
 }
 
-func (s *State) place(tx *batch, user string, c placeCmd, at time.Time, cursor uint64) (any, *apperr.Error) {
+func (s *State) place(tx *store.Overlay, user string, c placeCmd, at time.Time, cursor uint64) (any, *apperr.Error) {
 	if old, ok := getOrder(tx, c.OrderID); ok {
 		if old.User != user {
 			return nil, apperr.New(apperr.Conflict, "this order exists already")
@@ -337,7 +336,7 @@ func itoa(n int64) string {
 	return string(b)
 }
 
-func putOrder(tx *batch, o *Order) { tx.Set(orderKey(o.ID), encodeOrder(o)) }
+func putOrder(tx *store.Overlay, o *Order) { tx.Set(orderKey(o.ID), encodeOrder(o)) }
 
 // claimable reports whether a courier may claim o: accepted (or on), not
 // claimed, not ended.
@@ -350,7 +349,7 @@ func claimable(o *Order) bool {
 }
 
 // save writes o, changed by a step that found it claimable or not.
-func save(tx *batch, o *Order, wasClaimable bool) {
+func save(tx *store.Overlay, o *Order, wasClaimable bool) {
 	putOrder(tx, o)
 	switch now := claimable(o); {
 	case now && !wasClaimable:
@@ -361,7 +360,7 @@ func save(tx *batch, o *Order, wasClaimable bool) {
 }
 
 // restock gives an order's items back to its store.
-func restock(tx *batch, o *Order) {
+func restock(tx *store.Overlay, o *Order) {
 	for _, l := range o.Lines {
 		if it, ok := getItem(tx, o.StoreID, l.ItemID); ok && it.Item.Stock != nil {
 			*it.Item.Stock += l.Quantity
@@ -372,14 +371,14 @@ func restock(tx *batch, o *Order) {
 
 // stranger is the error for actor on o: forbidden to its parties and to
 // couriers (who may know of it), not_found to anyone else.
-func stranger(tx *batch, o *Order, actor, msg string) *apperr.Error {
+func stranger(tx *store.Overlay, o *Order, actor, msg string) *apperr.Error {
 	if actor == o.User || actor == o.Merchant || actor == o.Courier || tx.Has(courierKey(actor)) {
 		return apperr.New(apperr.Forbidden, "%s", msg)
 	}
 	return apperr.New(apperr.NotFound, "no such order")
 }
 
-func (s *State) merchantStep(tx *batch, o *Order, kind, actor string, c orderCmd, at time.Time) (any, *apperr.Error) {
+func (s *State) merchantStep(tx *store.Overlay, o *Order, kind, actor string, c orderCmd, at time.Time) (any, *apperr.Error) {
 	if actor != o.Merchant {
 		return nil, stranger(tx, o, actor, "only the store's merchant may do this")
 	}
@@ -407,7 +406,7 @@ func (s *State) merchantStep(tx *batch, o *Order, kind, actor string, c orderCmd
 	return o.clone(), nil
 }
 
-func (s *State) cancel(tx *batch, o *Order, actor string, c orderCmd, at time.Time) (any, *apperr.Error) {
+func (s *State) cancel(tx *store.Overlay, o *Order, actor string, c orderCmd, at time.Time) (any, *apperr.Error) {
 	by := ""
 	switch {
 	case c.System && actor == "":
@@ -436,7 +435,7 @@ func (s *State) cancel(tx *batch, o *Order, actor string, c orderCmd, at time.Ti
 }
 
 // end closes an order: a rejected or cancelled one's stock goes back.
-func end(tx *batch, o *Order, at time.Time) {
+func end(tx *store.Overlay, o *Order, at time.Time) {
 	o.EndedAt = &at
 	tx.Delete(unendedKey(o.ID))
 	tx.SetIndex(endedKey(at, o.ID), nil)
@@ -445,7 +444,7 @@ func end(tx *batch, o *Order, at time.Time) {
 	}
 }
 
-func (s *State) claim(tx *batch, o *Order, actor string, at time.Time) (any, *apperr.Error) {
+func (s *State) claim(tx *store.Overlay, o *Order, actor string, at time.Time) (any, *apperr.Error) {
 	switch {
 	case !tx.Has(courierKey(actor)):
 		if o.Courier == actor {
@@ -468,7 +467,7 @@ func (s *State) claim(tx *batch, o *Order, actor string, at time.Time) (any, *ap
 	return o.clone(), nil
 }
 
-func (s *State) courierStep(tx *batch, o *Order, kind, actor string, at time.Time) (any, *apperr.Error) {
+func (s *State) courierStep(tx *store.Overlay, o *Order, kind, actor string, at time.Time) (any, *apperr.Error) {
 	if actor == "" || actor != o.Courier {
 		return nil, stranger(tx, o, actor, "only the courier who claimed the order may do this")
 	}
@@ -489,7 +488,7 @@ func (s *State) courierStep(tx *batch, o *Order, kind, actor string, at time.Tim
 	return o.clone(), nil
 }
 
-func (s *State) refund(tx *batch, o *Order, actor string, amount uint64, at time.Time) (any, *apperr.Error) {
+func (s *State) refund(tx *store.Overlay, o *Order, actor string, amount uint64, at time.Time) (any, *apperr.Error) {
 	if actor != o.Merchant {
 		return nil, stranger(tx, o, actor, "only the store's merchant may refund")
 	}

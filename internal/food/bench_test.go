@@ -1,15 +1,12 @@
 package food
 
 import (
-	"encoding/json"
-	"io"
-	"log/slog"
 	"strconv"
 	"testing"
 
-	"superapp/internal/cmdlog"
 	"superapp/internal/ledger"
-	"superapp/internal/store"
+	"superapp/internal/store/storetest"
+	"superapp/internal/store/storetest/streamtest"
 )
 
 // BenchmarkApplyOrder measures what every node does for one order, from
@@ -17,15 +14,10 @@ import (
 // preparing, ready, pickup, deliver), each applied through a Machine on a
 // real store, against a store of 200 items.
 func BenchmarkApplyOrder(b *testing.B) {
-	st := newBenchState(b)
-	m := cmdlog.NewMachine(Stream, st.space, st.Apply, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	seq := uint64(0)
-	apply := func(kind, actor string, data any) {
-		raw, _ := json.Marshal(data)
-		seq++
-		e, _ := json.Marshal(cmdlog.Envelope{ID: "c" + strconv.FormatUint(seq, 10), Kind: kind, Actor: actor, At: noon, Data: raw})
-		m.Apply(seq, e, 0)
-	}
+	sp := storetest.OpenDefault(b).Space(Stream)
+	st := NewState(sp)
+	f := &streamtest.Feeder{Script: streamtest.Script{At: noon}, M: streamtest.Machine(Stream, sp, st.Apply)}
+	apply := f.Apply
 	apply(kindStore, "shop", storeCmd{StoreID: "s1", Name: "Kimbap", DeliveryFee: 3000, Hours: []Hours{{Day: 1, Open: "09:00", Close: "21:00"}}})
 	for i := range 200 {
 		stock := int64(1 << 40)
@@ -50,20 +42,4 @@ func BenchmarkApplyOrder(b *testing.B) {
 	if o, ok := st.Order("o0"); !ok || o.Status != StatusDelivered {
 		b.Fatalf("o0: %+v", o)
 	}
-}
-
-type benchState struct {
-	*State
-	space *store.Space
-}
-
-// newBenchState opens a store as a node does (the default block cache).
-func newBenchState(tb testing.TB) benchState {
-	db, err := store.Open(tb.TempDir(), store.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = db.Close() })
-	sp := db.Space(Stream)
-	return benchState{State: NewState(sp), space: sp}
 }

@@ -1,6 +1,7 @@
 package food
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"testing"
 	"time"
@@ -46,5 +47,29 @@ func TestCodec(t *testing.T) {
 	}
 	if _, err := decodeOrder(encodeOrder(full)[:30]); err == nil {
 		t.Fatal("a cut record decodes")
+	}
+}
+
+// TestCodecFormat: records are stored byte for byte as they always were,
+// so that a store on disk reads the same after any change to the code.
+func TestCodecFormat(t *testing.T) {
+	ended := noon.Add(time.Hour).UTC()
+	stock := int64(-3)
+	o := &Order{ID: "o", User: "u", StoreID: "s", Merchant: "m", Courier: "c", Status: StatusDelivered,
+		Lines: []Line{{ItemID: "a", Name: "A", Price: 100, Quantity: 2}}, Address: "Gangnam", FoodTotal: 200, DeliveryFee: 3000,
+		PlatformFee: 10, Total: 3210, Currency: Currency, HoldID: ledger.IDFrom("h"), Refunded: 50, HomeDC: "dc1", PlacedAt: noon,
+		UpdatedAt: noon.Add(time.Minute), EndedAt: &ended, CancelledBy: "user", Reason: "late"}
+	st := &storeRec{Store: Store{ID: "s", Merchant: "m", Name: "Kimbap", Hours: []Hours{{Day: 5, Open: "18:00", Close: "02:00"}},
+		DeliveryFee: 3000, Currency: Currency, CreatedAt: noon}, Items: 7, Next: 9}
+	for _, c := range []struct{ what, got, want string }{
+		{"order", hex.EncodeToString(encodeOrder(o)), "01016f01750173016d01630964656c697665726564010161014164040747616e676e616dc801b8170a8a19034b5257aaa9402664f1a41f40ebbc52c9993eb6320364633101e0b09db00d00a0fa0301d8b19db00d00a0fa03010180e99db00d00000475736572046c617465"},
+		{"bare order", hex.EncodeToString(encodeOrder(&Order{ID: "bare"})), "0104626172650000000000000000000000000000000000000000000000000000000000000000000000"},
+		{"store", hex.EncodeToString(encodeStore(st)), "010173016d064b696d626170010a0531383a30300530323a3030b817034b525701e0b09db00d00a0fa030e12"},
+		{"item", hex.EncodeToString(encodeItem(&itemRec{Pos: 4, Item: Item{ID: "i", Name: "Tuna", Price: 4500, Stock: &stock}})), "010801690454756e6194230105"},
+		{"cart", hex.EncodeToString(encodeCart(o.Lines)), "0101016101416404"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s stored as\n%s\nwant\n%s", c.what, c.got, c.want)
+		}
 	}
 }

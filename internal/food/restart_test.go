@@ -2,8 +2,6 @@ package food
 
 import (
 	"encoding/json"
-	"io"
-	"log/slog"
 	"slices"
 	"strconv"
 	"testing"
@@ -13,6 +11,7 @@ import (
 	"superapp/internal/ledger"
 	"superapp/internal/store"
 	"superapp/internal/store/storetest"
+	"superapp/internal/store/storetest/streamtest"
 )
 
 // replica is one node's food read model on its own store.
@@ -24,42 +23,11 @@ type replica struct {
 func newReplica(db *store.DB) replica {
 	sp := db.Space(Stream)
 	st := NewState(sp)
-	return replica{st: st, m: cmdlog.NewMachine(Stream, sp, st.Apply, slog.New(slog.NewTextHandler(io.Discard, nil)))}
+	return replica{st: st, m: streamtest.Machine(Stream, sp, st.Apply)}
 }
 
 // script writes FOOD entries, some of several commands.
-type script struct {
-	at      time.Time
-	n       int
-	entries [][]byte
-	batch   []cmdlog.Envelope
-}
-
-func (sc *script) env(kind, actor string, data any) cmdlog.Envelope {
-	raw, _ := json.Marshal(data)
-	sc.n++
-	return cmdlog.Envelope{ID: "e" + strconv.Itoa(sc.n), Kind: kind, Actor: actor, At: sc.at, Data: raw}
-}
-
-func (sc *script) add(kind, actor string, data any) {
-	e, _ := json.Marshal(sc.env(kind, actor, data))
-	sc.entries = append(sc.entries, e)
-}
-
-// together adds the commands queued with queue as one entry.
-func (sc *script) queue(kind, actor string, data any) {
-	sc.batch = append(sc.batch, sc.env(kind, actor, data))
-}
-func (sc *script) together() {
-	e, _ := json.Marshal(sc.batch)
-	sc.entries, sc.batch = append(sc.entries, e), nil
-}
-
-func (r replica) applyAll(first uint64, entries [][]byte) {
-	for i, e := range entries {
-		r.m.Apply(first+uint64(i), e, 0)
-	}
-}
+type script struct{ streamtest.Script }
 
 // answers is every query of the read model at at.
 func (r replica) answers(t *testing.T, at time.Time) string {
@@ -120,86 +88,73 @@ func (sc *script) order(user, id, store, item string, price uint64, qty int64, f
 // entry, answers every query as a node that applied the whole stream, and
 // goes on applying in step with it.
 func TestRestart(t *testing.T) {
-	sc := &script{at: noon}
+	sc := &script{streamtest.Script{At: noon}}
 	week := []Hours{{Day: 1, Open: "09:00", Close: "21:00"}, {Day: 2, Open: "22:00", Close: "02:00"}}
-	sc.add(kindStore, "shop", storeCmd{StoreID: "s1", Name: "Kimbap Heaven", DeliveryFee: 3000, Hours: week})
-	sc.add(kindStore, "mart", storeCmd{StoreID: "s2", Name: "Night Mart", DeliveryFee: 0, Hours: []Hours{{Day: 3, Open: "10:00", Close: "11:00"}}})
+	sc.Add(kindStore, "shop", storeCmd{StoreID: "s1", Name: "Kimbap Heaven", DeliveryFee: 3000, Hours: week})
+	sc.Add(kindStore, "mart", storeCmd{StoreID: "s2", Name: "Night Mart", DeliveryFee: 0, Hours: []Hours{{Day: 3, Open: "10:00", Close: "11:00"}}})
 	five, two := int64(5), int64(2)
-	sc.queue(kindItem, "shop", itemCmd{StoreID: "s1", Item: Item{ID: "kimbap", Name: "Tuna kimbap", Price: 4500, Stock: &five}})
-	sc.queue(kindItem, "shop", itemCmd{StoreID: "s1", Item: Item{ID: "soup", Name: "Miso soup", Price: 1000}})
-	sc.queue(kindItem, "mart", itemCmd{StoreID: "s2", Item: Item{ID: "milk", Name: "Milk", Price: 2000, Stock: &two}})
-	sc.queue(kindItem, "shop", itemCmd{StoreID: "s1", Item: Item{ID: "roll", Name: "Cheese kimbap roll", Price: 5000}})
-	sc.queue(kindItem, "shop", itemCmd{StoreID: "s1", Item: Item{ID: "kimbap", Name: "Tuna kimbap", Price: 4500, Stock: &five}}) // replaced: keeps its place
-	sc.together()
-	sc.add(kindOnline, "c1", struct{}{})
-	sc.add(kindOnline, "c2", struct{}{})
-	sc.add(kindCart, "kim", cartCmd{StoreID: "s1", ItemID: "kimbap", Quantity: 2})
-	sc.add(kindCart, "kim", cartCmd{StoreID: "s1", ItemID: "soup", Quantity: 1})
-	sc.add(kindCart, "lee", cartCmd{StoreID: "s1", ItemID: "roll", Quantity: 3})
-	sc.add(kindCart, "park", cartCmd{StoreID: "s2", ItemID: "milk", Quantity: 1})
+	sc.Queue(kindItem, "shop", itemCmd{StoreID: "s1", Item: Item{ID: "kimbap", Name: "Tuna kimbap", Price: 4500, Stock: &five}})
+	sc.Queue(kindItem, "shop", itemCmd{StoreID: "s1", Item: Item{ID: "soup", Name: "Miso soup", Price: 1000}})
+	sc.Queue(kindItem, "mart", itemCmd{StoreID: "s2", Item: Item{ID: "milk", Name: "Milk", Price: 2000, Stock: &two}})
+	sc.Queue(kindItem, "shop", itemCmd{StoreID: "s1", Item: Item{ID: "roll", Name: "Cheese kimbap roll", Price: 5000}})
+	sc.Queue(kindItem, "shop", itemCmd{StoreID: "s1", Item: Item{ID: "kimbap", Name: "Tuna kimbap", Price: 4500, Stock: &five}}) // replaced: keeps its place
+	sc.Together()
+	sc.Add(kindOnline, "c1", struct{}{})
+	sc.Add(kindOnline, "c2", struct{}{})
+	sc.Add(kindCart, "kim", cartCmd{StoreID: "s1", ItemID: "kimbap", Quantity: 2})
+	sc.Add(kindCart, "kim", cartCmd{StoreID: "s1", ItemID: "soup", Quantity: 1})
+	sc.Add(kindCart, "lee", cartCmd{StoreID: "s1", ItemID: "roll", Quantity: 3})
+	sc.Add(kindCart, "park", cartCmd{StoreID: "s2", ItemID: "milk", Quantity: 1})
 	// o0: delivered by c1 and partly refunded.
-	sc.add(kindPlace, "kim", sc.order("kim", "o0", "s1", "kimbap", 4500, 2, 3000))
-	sc.add(kindAccept, "shop", orderCmd{OrderID: "o0"})
-	sc.add(kindClaim, "c1", orderCmd{OrderID: "o0"})
-	sc.add(kindPreparing, "shop", orderCmd{OrderID: "o0"})
-	sc.add(kindReady, "shop", orderCmd{OrderID: "o0"})
-	sc.add(kindPickup, "c1", orderCmd{OrderID: "o0"})
-	sc.add(kindDeliver, "c1", orderCmd{OrderID: "o0"})
-	sc.add(kindRefund, "shop", orderCmd{OrderID: "o0", Amount: 1000})
+	sc.Add(kindPlace, "kim", sc.order("kim", "o0", "s1", "kimbap", 4500, 2, 3000))
+	sc.Add(kindAccept, "shop", orderCmd{OrderID: "o0"})
+	sc.Add(kindClaim, "c1", orderCmd{OrderID: "o0"})
+	sc.Add(kindPreparing, "shop", orderCmd{OrderID: "o0"})
+	sc.Add(kindReady, "shop", orderCmd{OrderID: "o0"})
+	sc.Add(kindPickup, "c1", orderCmd{OrderID: "o0"})
+	sc.Add(kindDeliver, "c1", orderCmd{OrderID: "o0"})
+	sc.Add(kindRefund, "shop", orderCmd{OrderID: "o0", Amount: 1000})
 	// o1: accepted, waiting for a courier; o2: placed; o3: rejected; o4:
 	// cancelled by its user; o5: claimed by c2, preparing.
-	sc.add(kindPlace, "lee", sc.order("lee", "o1", "s1", "roll", 5000, 3, 3000))
-	sc.add(kindAccept, "shop", orderCmd{OrderID: "o1"})
-	sc.queue(kindPlace, "park", sc.order("park", "o2", "s1", "soup", 1000, 4, 3000))
-	sc.queue(kindPlace, "park", sc.order("park", "o3", "s1", "kimbap", 4500, 1, 3000))
-	sc.queue(kindReject, "shop", orderCmd{OrderID: "o3", Reason: "closing early"})
-	sc.queue(kindPlace, "lee", sc.order("lee", "o4", "s1", "kimbap", 4500, 3, 3000))
-	sc.together()
-	sc.add(kindCancel, "lee", orderCmd{OrderID: "o4"})
-	sc.add(kindPlace, "kim", sc.order("kim", "o5", "s1", "soup", 1000, 1, 3000))
-	sc.add(kindAccept, "shop", orderCmd{OrderID: "o5"})
-	sc.add(kindClaim, "c2", orderCmd{OrderID: "o5"})
-	sc.add(kindPreparing, "shop", orderCmd{OrderID: "o5"})
+	sc.Add(kindPlace, "lee", sc.order("lee", "o1", "s1", "roll", 5000, 3, 3000))
+	sc.Add(kindAccept, "shop", orderCmd{OrderID: "o1"})
+	sc.Queue(kindPlace, "park", sc.order("park", "o2", "s1", "soup", 1000, 4, 3000))
+	sc.Queue(kindPlace, "park", sc.order("park", "o3", "s1", "kimbap", 4500, 1, 3000))
+	sc.Queue(kindReject, "shop", orderCmd{OrderID: "o3", Reason: "closing early"})
+	sc.Queue(kindPlace, "lee", sc.order("lee", "o4", "s1", "kimbap", 4500, 3, 3000))
+	sc.Together()
+	sc.Add(kindCancel, "lee", orderCmd{OrderID: "o4"})
+	sc.Add(kindPlace, "kim", sc.order("kim", "o5", "s1", "soup", 1000, 1, 3000))
+	sc.Add(kindAccept, "shop", orderCmd{OrderID: "o5"})
+	sc.Add(kindClaim, "c2", orderCmd{OrderID: "o5"})
+	sc.Add(kindPreparing, "shop", orderCmd{OrderID: "o5"})
 	// Refused: out of stock, a second claim, a stranger.
-	sc.add(kindPlace, "kim", sc.order("kim", "o6", "s1", "kimbap", 4500, 9, 3000))
-	sc.add(kindClaim, "c1", orderCmd{OrderID: "o5"})
-	sc.add(kindCancel, "nobody", orderCmd{OrderID: "o1"})
-	sc.add(kindOffline, "c1", struct{}{})
-	first := sc.entries
+	sc.Add(kindPlace, "kim", sc.order("kim", "o6", "s1", "kimbap", 4500, 9, 3000))
+	sc.Add(kindClaim, "c1", orderCmd{OrderID: "o5"})
+	sc.Add(kindCancel, "nobody", orderCmd{OrderID: "o1"})
+	sc.Add(kindOffline, "c1", struct{}{})
+	first := sc.Entries
 
 	// A node that restarts after any entry answers as before it stopped.
 	db := storetest.Open(t)
 	node := newReplica(db)
-	if err := node.m.Restore(); err != nil {
-		t.Fatal(err)
-	}
+	streamtest.Restore(t, node.m, 0)
 	for i, e := range first {
 		node.m.Apply(uint64(i+1), e, 0)
 		again := newReplica(db)
-		if err := again.m.Restore(); err != nil {
-			t.Fatal(err)
-		}
+		streamtest.Restore(t, again.m, uint64(i+1))
 		if got, want := again.answers(t, noon), node.answers(t, noon); got != want {
 			t.Fatalf("restarted after entry %d:\n%s\nbefore:\n%s", i+1, got, want)
 		}
 	}
 	whole := newReplica(storetest.Open(t))
-	whole.applyAll(1, first)
+	streamtest.Apply(whole.m, 1, first)
 	restarted := newReplica(db)
-	if err := restarted.m.Restore(); err != nil {
-		t.Fatal(err)
-	}
-	if restarted.m.Applied() != uint64(len(first)) {
-		t.Fatalf("restored at %d, want %d", restarted.m.Applied(), len(first))
-	}
+	streamtest.Restore(t, restarted.m, uint64(len(first)))
 	if got, want := restarted.answers(t, noon), whole.answers(t, noon); got != want {
 		t.Fatalf("restarted:\n%s\nreplayed everything:\n%s", got, want)
 	}
-	seq1, d1 := restarted.m.Digest()
-	seq2, d2 := whole.m.Digest()
-	if seq1 != seq2 || d1 != d2 {
-		t.Fatalf("digests: %d %s vs %d %s", seq1, d1, seq2, d2)
-	}
+	streamtest.SameDigest(t, restarted.m, whole.m)
 	if n := len(restarted.st.Claimable(100)); n != 1 { // o1
 		t.Fatalf("claimable: %d", n)
 	}
@@ -218,22 +173,18 @@ func TestRestart(t *testing.T) {
 	}
 
 	// Both go on: the restarted node decides as the other one does.
-	sc.entries = nil
-	sc.add(kindClaim, "c2", orderCmd{OrderID: "o1"})
-	sc.add(kindCancel, "shop", orderCmd{OrderID: "o5"})
-	sc.add(kindAccept, "shop", orderCmd{OrderID: "o2"})
-	sc.add(kindClaim, "c1", orderCmd{OrderID: "o2"}) // offline: refused
-	sc.add(kindCart, "kim", cartCmd{StoreID: "s1", ItemID: "soup", Quantity: 0})
-	sc.add(kindPlace, "kim", sc.order("kim", "o7", "s1", "kimbap", 4500, 2, 3000))
-	sc.add(kindItem, "shop", itemCmd{StoreID: "s1", Item: Item{ID: "kimchi", Name: "Kimchi kimbap", Price: 4000}})
-	more := sc.entries
-	restarted.applyAll(uint64(len(first)+1), more)
-	whole.applyAll(uint64(len(first)+1), more)
-	seq1, d1 = restarted.m.Digest()
-	seq2, d2 = whole.m.Digest()
-	if seq1 != seq2 || d1 != d2 {
-		t.Fatalf("digests after more entries: %d %s vs %d %s", seq1, d1, seq2, d2)
-	}
+	sc.Entries = nil
+	sc.Add(kindClaim, "c2", orderCmd{OrderID: "o1"})
+	sc.Add(kindCancel, "shop", orderCmd{OrderID: "o5"})
+	sc.Add(kindAccept, "shop", orderCmd{OrderID: "o2"})
+	sc.Add(kindClaim, "c1", orderCmd{OrderID: "o2"}) // offline: refused
+	sc.Add(kindCart, "kim", cartCmd{StoreID: "s1", ItemID: "soup", Quantity: 0})
+	sc.Add(kindPlace, "kim", sc.order("kim", "o7", "s1", "kimbap", 4500, 2, 3000))
+	sc.Add(kindItem, "shop", itemCmd{StoreID: "s1", Item: Item{ID: "kimchi", Name: "Kimchi kimbap", Price: 4000}})
+	more := sc.Entries
+	streamtest.Apply(restarted.m, uint64(len(first)+1), more)
+	streamtest.Apply(whole.m, uint64(len(first)+1), more)
+	streamtest.SameDigest(t, restarted.m, whole.m)
 	if got, want := restarted.answers(t, noon), whole.answers(t, noon); got != want {
 		t.Fatalf("restarted:\n%s\nreplayed everything:\n%s", got, want)
 	}

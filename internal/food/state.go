@@ -16,11 +16,10 @@ type State struct {
 
 	// mu is held while a command is applied; it guards what follows.
 	mu sync.Mutex
-	// written and recent are, for apply, what the entry's commands wrote
-	// and what the last commands read or wrote (batch.go): bounded by one
-	// entry and by recentSize.
-	written *written
-	recent  *recent
+	// overlay is the entry being applied as apply reads and writes it:
+	// what the entry's commands wrote and the last recentSize records read
+	// or written (store.Overlay).
+	overlay *store.Overlay
 	// pushes and changes collect what the command being applied did.
 	pushes   []Push
 	changes  []Change
@@ -43,8 +42,24 @@ type itemRec struct {
 
 // NewState returns the read model kept in space.
 func NewState(space *store.Space) *State {
-	return &State{space: space, written: &written{m: map[string][]byte{}}, recent: newRecent()}
+	return &State{space: space, overlay: store.NewOverlay(space, recentSize, cached)}
 }
+
+// cached says which records apply reads, and so keeps in its overlay's
+// cache: orders, stores, items, carts, couriers. Index keys are only
+// written.
+func cached(key string) bool {
+	for _, p := range []string{"order/", "store/", "item/", "cart/", "courier/"} {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// recentSize bounds the overlay's cache: a few thousand orders under way,
+// their stores' records and items.
+const recentSize = 4096
 
 // reader is what the committed store (the space, or a snapshot of it for
 // a query reading several keys) and the entry's batch all offer. Fail

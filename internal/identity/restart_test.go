@@ -12,6 +12,7 @@ import (
 
 	"superapp/internal/store"
 	"superapp/internal/store/storetest"
+	"superapp/internal/store/storetest/streamtest"
 )
 
 // noLog commits nothing: a node restarted on its own disk must not need
@@ -72,18 +73,10 @@ func TestRestartResumes(t *testing.T) {
 		b, _ := json.Marshal(&e)
 		return b
 	}
-	batch := func(es ...[]byte) []byte {
-		raws := make([]json.RawMessage, len(es))
-		for i, e := range es {
-			raws[i] = e
-		}
-		b, _ := json.Marshal(raws)
-		return b
-	}
 	var history [][]byte
 	history = append(history,
 		one(kindAddKeys, "", 0, sealed),
-		batch(
+		streamtest.Batch(
 			one(kindCreateAccount, "", time.Second, createAccount{UserID: "u1", Email: "a@x.io", Name: "A", PasswordHash: "h1"}),
 			one(kindCreateAccount, "", time.Second, createAccount{UserID: "u2", Phone: "+821012345678", Name: "B", PasswordHash: "h2"}),
 			one(kindCreateAccount, "", time.Second, createAccount{UserID: "u3", Email: "a@x.io", Name: "C", PasswordHash: "h3"}), // login taken
@@ -110,29 +103,16 @@ func TestRestartResumes(t *testing.T) {
 
 	db := storetest.Open(t)
 	first := restartService(db)
-	if err := first.Machine().Restore(); err != nil {
-		t.Fatal(err)
-	}
-	for i, e := range history {
-		first.Machine().Apply(uint64(i+1), e, 0)
-	}
+	streamtest.Restore(t, first.Machine(), 0)
+	streamtest.Apply(first.Machine(), 1, history)
 	before := view(t, first.State(), users, sessions)
 	first.Close()
 
 	again := restartService(db)
-	if err := again.Machine().Restore(); err != nil {
-		t.Fatal(err)
-	}
-	if got := again.Machine().Applied(); got != uint64(len(history)) {
-		t.Fatalf("restored at %d, want %d", got, len(history))
-	}
+	streamtest.Restore(t, again.Machine(), uint64(len(history)))
 	replayed := restartService(storetest.Open(t))
-	if err := replayed.Machine().Restore(); err != nil {
-		t.Fatal(err)
-	}
-	for i, e := range history {
-		replayed.Machine().Apply(uint64(i+1), e, 0)
-	}
+	streamtest.Restore(t, replayed.Machine(), 0)
+	streamtest.Apply(replayed.Machine(), 1, history)
 	for _, s := range []*Service{again, replayed} {
 		t.Cleanup(s.Close)
 		if got := view(t, s.State(), users, sessions); got != before {
@@ -143,19 +123,10 @@ func TestRestartResumes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, d1 := again.Machine().Digest(); d1 != digestOf(replayed) {
-		t.Fatalf("digests differ after restart: %s %s", d1, digestOf(replayed))
-	}
-	for i, e := range more {
-		seq := uint64(len(history) + i + 1)
-		again.Machine().Apply(seq, e, 0)
-		replayed.Machine().Apply(seq, e, 0)
-	}
-	p1, d1 := again.Machine().Digest()
-	p2, d2 := replayed.Machine().Digest()
-	if p1 != p2 || d1 != d2 {
-		t.Fatalf("digests differ: %d %s, %d %s", p1, d1, p2, d2)
-	}
+	streamtest.SameDigest(t, again.Machine(), replayed.Machine())
+	streamtest.Apply(again.Machine(), uint64(len(history)+1), more)
+	streamtest.Apply(replayed.Machine(), uint64(len(history)+1), more)
+	streamtest.SameDigest(t, again.Machine(), replayed.Machine())
 	v1, v2 := view(t, again.State(), users, sessions), view(t, replayed.State(), users, sessions)
 	if v1 != v2 {
 		t.Fatalf("restarted:\n%s\nreplayed:\n%s", v1, v2)
@@ -183,9 +154,4 @@ func TestRestartResumes(t *testing.T) {
 	if k, _ := st.latestKeys(); k.Kid != sealed.Kid {
 		t.Fatalf("keys: %s, want %s", k.Kid, sealed.Kid)
 	}
-}
-
-func digestOf(s *Service) string {
-	_, d := s.Machine().Digest()
-	return d
 }

@@ -14,8 +14,7 @@ import (
 func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	stx := s.space.Tx()
-	tx := &batch{tx: stx, sp: s.space, w: s.written.of(stx), c: s.recent}
+	tx := s.overlay
 	bad := apperr.New(apperr.Malformed, "bad command")
 	switch e.Kind {
 	case kindCreate:
@@ -180,7 +179,7 @@ func (d *Delivery) addAttempt(a Attempt) {
 // need not look for one recorded before: each event is enqueued by the
 // one command that makes it happen (a request leaves pending once and is
 // resolved once; a grant's revocation is announced once, see revoked/).
-func (s *State) enqueue(tx *batch, e *cmdlog.Envelope, clientID, event, key string, data []byte) {
+func (s *State) enqueue(tx *store.Overlay, e *cmdlog.Envelope, clientID, event, key string, data []byte) {
 	id := DeliveryID(key)
 	at := e.At
 	d := &Delivery{ID: id, ClientID: clientID, Event: event, Data: data, CreatedAt: e.At, Status: DeliveryPending, Attempts: []Attempt{}, NextAttemptAt: &at}
@@ -191,7 +190,7 @@ func (s *State) enqueue(tx *batch, e *cmdlog.Envelope, clientID, event, key stri
 // delivery is the delivery id as the command being applied sees it: from
 // memory while pending. The caller holds s.mu and writes what it changes
 // with putDelivery.
-func (s *State) delivery(tx *batch, id string) (*Delivery, bool) {
+func (s *State) delivery(tx *store.Overlay, id string) (*Delivery, bool) {
 	if d := s.pending[id]; d != nil {
 		return d, true
 	}
@@ -199,7 +198,7 @@ func (s *State) delivery(tx *batch, id string) (*Delivery, bool) {
 }
 
 // putDelivery writes d and keeps the pending ones in memory (and in due/).
-func (s *State) putDelivery(tx *batch, d *Delivery) {
+func (s *State) putDelivery(tx *store.Overlay, d *Delivery) {
 	tx.Set(deliveryKey(d.ID), encodeDelivery(d))
 	_, held := s.pending[d.ID]
 	switch pending := d.Status == DeliveryPending; {

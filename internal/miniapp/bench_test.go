@@ -1,15 +1,12 @@
 package miniapp
 
 import (
-	"encoding/json"
-	"io"
-	"log/slog"
 	"strconv"
 	"testing"
 	"time"
 
-	"superapp/internal/cmdlog"
-	"superapp/internal/store"
+	"superapp/internal/store/storetest"
+	"superapp/internal/store/storetest/streamtest"
 )
 
 // BenchmarkApplyPayRequest measures what every node does for one pay
@@ -17,16 +14,11 @@ import (
 // the delivery's lease and its attempt), each applied through a Machine
 // on a real store.
 func BenchmarkApplyPayRequest(b *testing.B) {
-	st := newBenchState(b)
-	m := cmdlog.NewMachine(Stream, st.space, st.Apply, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	sp := storetest.OpenDefault(b).Space(Stream)
+	st := NewState(sp)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	seq := uint64(0)
-	apply := func(kind, actor string, data any) {
-		raw, _ := json.Marshal(data)
-		seq++
-		e, _ := json.Marshal(cmdlog.Envelope{ID: "c" + strconv.FormatUint(seq, 10), Kind: kind, Actor: actor, At: t0, Data: raw})
-		m.Apply(seq, e, 0)
-	}
+	f := &streamtest.Feeder{Script: streamtest.Script{At: t0}, M: streamtest.Machine(Stream, sp, st.Apply)}
+	apply := f.Apply
 	i := 0
 	for b.Loop() {
 		user, client := "u"+strconv.Itoa(i%1000), "app"+strconv.Itoa(i%10)
@@ -42,20 +34,4 @@ func BenchmarkApplyPayRequest(b *testing.B) {
 	if d, ok := st.Delivery(DeliveryID(RequestID("app0", "0") + "/" + EventPayApproved)); !ok || d.Status != DeliveryDelivered {
 		b.Fatalf("delivery: %+v", d)
 	}
-}
-
-type benchState struct {
-	*State
-	space *store.Space
-}
-
-// newBenchState opens a store as a node does (the default block cache).
-func newBenchState(tb testing.TB) benchState {
-	db, err := store.Open(tb.TempDir(), store.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = db.Close() })
-	sp := db.Space(Stream)
-	return benchState{State: NewState(sp), space: sp}
 }

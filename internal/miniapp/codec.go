@@ -1,234 +1,100 @@
 package miniapp
 
-import (
-	"encoding/binary"
-	"errors"
-	"time"
-)
+import "superapp/internal/store"
 
 // Pay requests and deliveries are written at every decision and attempt,
-// so they are stored in a compact binary form rather than JSON: a version
-// byte, then the fields in a fixed order (varints, length-prefixed
-// strings, times as Unix seconds, nanoseconds and zone offset, so that a
-// decoded time reads, and prints, as the one encoded).
+// so they are stored as compact binary records (store.Encoder) rather
+// than JSON. The layouts below are the stored format: a field is never
+// moved or removed, only a new layout version added.
 
+// codecVersion is the layout version of every mini-app record.
 const codecVersion = 1
 
-var errCodec = errors.New("miniapp: bad stored record")
-
-type enc struct{ b []byte }
-
-func newEnc() enc { return enc{b: append(make([]byte, 0, 256), codecVersion)} }
-
-func (e *enc) u(v uint64)   { e.b = binary.AppendUvarint(e.b, v) }
-func (e *enc) i(v int64)    { e.b = binary.AppendVarint(e.b, v) }
-func (e *enc) str(s string) { e.u(uint64(len(s))); e.b = append(e.b, s...) }
-func (e *enc) bytes(b []byte) {
-	e.u(uint64(len(b)))
-	e.b = append(e.b, b...)
-}
-func (e *enc) flag(ok bool) {
-	if ok {
-		e.b = append(e.b, 1)
-	} else {
-		e.b = append(e.b, 0)
-	}
-}
-
-func (e *enc) time(t time.Time) {
-	e.flag(!t.IsZero())
-	if t.IsZero() {
-		return
-	}
-	_, off := t.Zone()
-	e.i(t.Unix())
-	e.u(uint64(t.Nanosecond()))
-	e.i(int64(off))
-}
-
-func (e *enc) ptime(t *time.Time) {
-	e.flag(t != nil)
-	if t != nil {
-		e.time(*t)
-	}
-}
-
-type dec struct {
-	b   []byte
-	bad bool
-}
-
-func newDec(b []byte) *dec {
-	d := &dec{b: b}
-	if len(b) == 0 || b[0] != codecVersion {
-		d.fail()
-	} else {
-		d.b = b[1:]
-	}
-	return d
-}
-
-func (d *dec) fail() { d.bad, d.b = true, nil }
-
-func (d *dec) u() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *dec) i() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *dec) bytes() []byte {
-	n := d.u()
-	if uint64(len(d.b)) < n {
-		d.fail()
-		return nil
-	}
-	b := append([]byte(nil), d.b[:n]...)
-	d.b = d.b[n:]
-	return b
-}
-
-func (d *dec) str() string { return string(d.bytes()) }
-
-func (d *dec) flag() bool {
-	if len(d.b) < 1 || d.b[0] > 1 {
-		d.fail()
-		return false
-	}
-	v := d.b[0] == 1
-	d.b = d.b[1:]
-	return v
-}
-
-func (d *dec) time() time.Time {
-	if !d.flag() {
-		return time.Time{}
-	}
-	sec, nsec, off := d.i(), d.u(), d.i()
-	t := time.Unix(sec, int64(nsec))
-	if off == 0 {
-		return t.UTC()
-	}
-	return t.In(time.FixedZone("", int(off)))
-}
-
-func (d *dec) ptime() *time.Time {
-	if !d.flag() {
-		return nil
-	}
-	t := d.time()
-	return &t
-}
-
-// err says whether the record was read whole: one this binary cannot
-// read means the store is not what it wrote (the caller reports it with
-// Space.Fail).
-func (d *dec) err() error {
-	if d.bad || len(d.b) != 0 {
-		return errCodec
-	}
-	return nil
-}
+func newEnc() *store.Encoder         { return store.NewEncoder(codecVersion, 256) }
+func newDec(b []byte) *store.Decoder { return store.NewDecoder(b, codecVersion) }
 
 func encodeRequest(r *reqRec) []byte {
 	e := newEnc()
-	e.str(r.ID)
-	e.str(r.ClientKey)
-	e.str(r.ClientID)
-	e.str(r.UserID)
-	e.u(r.Amount)
-	e.str(r.Currency)
-	e.str(r.Description)
-	e.str(r.Capture)
-	e.str(r.Status)
-	e.time(r.CreatedAt)
-	e.time(r.ExpiresAt)
-	e.ptime(r.DecidedAt)
-	e.str(r.PaymentID)
-	e.str(r.HoldID)
-	e.u(r.Captured)
-	e.u(r.Cursor)
-	return e.b
+	e.Str(r.ID)
+	e.Str(r.ClientKey)
+	e.Str(r.ClientID)
+	e.Str(r.UserID)
+	e.Uint(r.Amount)
+	e.Str(r.Currency)
+	e.Str(r.Description)
+	e.Str(r.Capture)
+	e.Str(r.Status)
+	e.Time(r.CreatedAt)
+	e.Time(r.ExpiresAt)
+	e.TimePtr(r.DecidedAt)
+	e.Str(r.PaymentID)
+	e.Str(r.HoldID)
+	e.Uint(r.Captured)
+	e.Uint(r.Cursor)
+	return e.Bytes()
 }
 
 func decodeRequest(b []byte) (*reqRec, error) {
 	d := newDec(b)
 	r := &reqRec{}
-	r.ID = d.str()
-	r.ClientKey = d.str()
-	r.ClientID = d.str()
-	r.UserID = d.str()
-	r.Amount = d.u()
-	r.Currency = d.str()
-	r.Description = d.str()
-	r.Capture = d.str()
-	r.Status = d.str()
-	r.CreatedAt = d.time()
-	r.ExpiresAt = d.time()
-	r.DecidedAt = d.ptime()
-	r.PaymentID = d.str()
-	r.HoldID = d.str()
-	r.Captured = d.u()
-	r.Cursor = d.u()
-	return r, d.err()
+	r.ID = d.Str()
+	r.ClientKey = d.Str()
+	r.ClientID = d.Str()
+	r.UserID = d.Str()
+	r.Amount = d.Uint()
+	r.Currency = d.Str()
+	r.Description = d.Str()
+	r.Capture = d.Str()
+	r.Status = d.Str()
+	r.CreatedAt = d.Time()
+	r.ExpiresAt = d.Time()
+	r.DecidedAt = d.TimePtr()
+	r.PaymentID = d.Str()
+	r.HoldID = d.Str()
+	r.Captured = d.Uint()
+	r.Cursor = d.Uint()
+	return r, d.Err()
 }
 
 func encodeDelivery(x *Delivery) []byte {
 	e := newEnc()
-	e.str(x.ID)
-	e.str(x.ClientID)
-	e.str(x.Event)
-	e.bytes(x.Data)
-	e.time(x.CreatedAt)
-	e.str(x.Status)
-	e.u(uint64(len(x.Attempts)))
+	e.Str(x.ID)
+	e.Str(x.ClientID)
+	e.Str(x.Event)
+	e.Blob(x.Data)
+	e.Time(x.CreatedAt)
+	e.Str(x.Status)
+	e.Uint(uint64(len(x.Attempts)))
 	for _, a := range x.Attempts {
-		e.time(a.At)
-		e.str(a.DC)
-		e.i(int64(a.StatusCode))
-		e.str(a.Error)
-		e.i(a.DurationMS)
+		e.Time(a.At)
+		e.Str(a.DC)
+		e.Int(int64(a.StatusCode))
+		e.Str(a.Error)
+		e.Int(a.DurationMS)
 	}
-	e.ptime(x.NextAttemptAt)
-	e.str(x.LeasedBy)
-	e.ptime(x.LeaseUntil)
-	e.str(x.leaseOwner)
-	return e.b
+	e.TimePtr(x.NextAttemptAt)
+	e.Str(x.LeasedBy)
+	e.TimePtr(x.LeaseUntil)
+	e.Str(x.leaseOwner)
+	return e.Bytes()
 }
 
 func decodeDelivery(b []byte) (*Delivery, error) {
 	d := newDec(b)
 	x := &Delivery{}
-	x.ID = d.str()
-	x.ClientID = d.str()
-	x.Event = d.str()
-	x.Data = d.bytes()
-	x.CreatedAt = d.time()
-	x.Status = d.str()
-	if n := d.u(); n <= uint64(len(d.b)) {
-		x.Attempts = make([]Attempt, n)
-		for i := range x.Attempts {
-			x.Attempts[i] = Attempt{At: d.time(), DC: d.str(), StatusCode: int(d.i()), Error: d.str(), DurationMS: d.i()}
-		}
-	} else {
-		d.fail()
+	x.ID = d.Str()
+	x.ClientID = d.Str()
+	x.Event = d.Str()
+	x.Data = d.Blob()
+	x.CreatedAt = d.Time()
+	x.Status = d.Str()
+	x.Attempts = make([]Attempt, d.Count())
+	for i := range x.Attempts {
+		x.Attempts[i] = Attempt{At: d.Time(), DC: d.Str(), StatusCode: int(d.Int()), Error: d.Str(), DurationMS: d.Int()}
 	}
-	x.NextAttemptAt = d.ptime()
-	x.LeasedBy = d.str()
-	x.LeaseUntil = d.ptime()
-	x.leaseOwner = d.str()
-	return x, d.err()
+	x.NextAttemptAt = d.TimePtr()
+	x.LeasedBy = d.Str()
+	x.LeaseUntil = d.TimePtr()
+	x.leaseOwner = d.Str()
+	return x, d.Err()
 }

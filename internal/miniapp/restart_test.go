@@ -2,16 +2,14 @@ package miniapp
 
 import (
 	"encoding/json"
-	"io"
-	"log/slog"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
 	"superapp/internal/cmdlog"
 	"superapp/internal/store"
 	"superapp/internal/store/storetest"
+	"superapp/internal/store/storetest/streamtest"
 )
 
 // replica is one node's mini-app read model on its own store.
@@ -23,29 +21,9 @@ type replica struct {
 func newReplica(db *store.DB) replica {
 	sp := db.Space(Stream)
 	st := NewState(sp)
-	m := cmdlog.NewMachine(Stream, sp, st.Apply, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := streamtest.Machine(Stream, sp, st.Apply)
 	m.SetLoader(st.load)
 	return replica{st: st, m: m}
-}
-
-// script writes MINIAPP entries with a clock it moves.
-type script struct {
-	at      time.Time
-	n       int
-	entries [][]byte
-}
-
-func (sc *script) add(kind, actor string, data any) {
-	raw, _ := json.Marshal(data)
-	sc.n++
-	e, _ := json.Marshal(cmdlog.Envelope{ID: "e" + strconv.Itoa(sc.n), Kind: kind, Actor: actor, At: sc.at, Data: raw})
-	sc.entries = append(sc.entries, e)
-}
-
-func (r replica) applyAll(first uint64, entries [][]byte) {
-	for i, e := range entries {
-		r.m.Apply(first+uint64(i), e, 0)
-	}
 }
 
 var restartT0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -105,51 +83,47 @@ func (r replica) answers(t *testing.T, now time.Time) string {
 // entry with the pending deliveries back in memory, answers every query
 // as a node that applied the whole stream, and goes on in step with it.
 func TestRestart(t *testing.T) {
-	sc := &script{at: restartT0}
+	sc := &streamtest.Script{At: restartT0}
 	r1 := request("app", "k1", "alice", 100, CaptureHold, time.Hour)
 	r2 := request("app", "k2", "alice", 200, CaptureImmediate, time.Hour)
 	r3 := request("shop", "k3", "bob", 300, CaptureImmediate, time.Minute)
 	r4 := request("shop", "k4", "alice", 400, CaptureImmediate, 0) // the default expiry
 	r5 := request("app", "k5", "carol", 500, CaptureHold, time.Hour)
 	for _, r := range []PayRequest{r1, r2, r3, r4, r5} {
-		sc.add(kindCreate, r.ClientID, createCmd{Request: r})
+		sc.Add(kindCreate, r.ClientID, createCmd{Request: r})
 	}
-	sc.add(kindCreate, "app", createCmd{Request: r1}) // again: the first stands
-	sc.at = sc.at.Add(time.Second)
-	sc.add(kindApprove, "alice", decideCmd{ID: r1.ID, HoldID: "h1", Webhook: true})
-	sc.add(kindDecline, "alice", decideCmd{ID: r2.ID, Webhook: true})
-	sc.add(kindApprove, "bob", decideCmd{ID: r4.ID}) // not bob's
-	sc.add(kindResolve, "app", decideCmd{ID: r1.ID, Status: StatusCaptured, Captured: 60, Webhook: true})
-	sc.add(kindApprove, "carol", decideCmd{ID: r5.ID, HoldID: "h5", Webhook: false})
-	sc.add(kindRevoked, "", revokedCmd{GrantID: "g1", ClientID: "shop", UserID: "bob", Reason: "user"})
-	sc.add(kindRevoked, "", revokedCmd{GrantID: "g1", ClientID: "shop", UserID: "bob", Reason: "user"})
-	sc.add(kindRotate, "app", rotateCmd{ClientID: "app", Version: 2})
-	sc.add(kindRotate, "app", rotateCmd{ClientID: "app", Version: 2}) // stale: refused
+	sc.Add(kindCreate, "app", createCmd{Request: r1}) // again: the first stands
+	sc.At = sc.At.Add(time.Second)
+	sc.Add(kindApprove, "alice", decideCmd{ID: r1.ID, HoldID: "h1", Webhook: true})
+	sc.Add(kindDecline, "alice", decideCmd{ID: r2.ID, Webhook: true})
+	sc.Add(kindApprove, "bob", decideCmd{ID: r4.ID}) // not bob's
+	sc.Add(kindResolve, "app", decideCmd{ID: r1.ID, Status: StatusCaptured, Captured: 60, Webhook: true})
+	sc.Add(kindApprove, "carol", decideCmd{ID: r5.ID, HoldID: "h5", Webhook: false})
+	sc.Add(kindRevoked, "", revokedCmd{GrantID: "g1", ClientID: "shop", UserID: "bob", Reason: "user"})
+	sc.Add(kindRevoked, "", revokedCmd{GrantID: "g1", ClientID: "shop", UserID: "bob", Reason: "user"})
+	sc.Add(kindRotate, "app", rotateCmd{ClientID: "app", Version: 2})
+	sc.Add(kindRotate, "app", rotateCmd{ClientID: "app", Version: 2}) // stale: refused
 	// The approval's delivery is attempted: n1 leases it and fails, n2
 	// delivers it after; the decline's is leased by n1, which dies.
 	approved, declined := DeliveryID(r1.ID+"/"+EventPayApproved), DeliveryID(r2.ID+"/"+EventPayDeclined)
-	sc.add(kindLease, "", leaseCmd{DeliveryID: approved, Owner: "n1", DC: "dc1", Until: sc.at.Add(20 * time.Second)})
-	next := sc.at.Add(5 * time.Second)
-	sc.add(kindAttempt, "", attemptCmd{DeliveryID: approved, Owner: "n1", Attempt: Attempt{At: sc.at, DC: "dc1", StatusCode: 500, DurationMS: 12}, NextAt: &next})
-	sc.add(kindLease, "", leaseCmd{DeliveryID: declined, Owner: "n1", DC: "dc1", Until: sc.at.Add(20 * time.Second)})
-	sc.at = sc.at.Add(10 * time.Second)
-	sc.add(kindLease, "", leaseCmd{DeliveryID: approved, Owner: "n2", DC: "dc2", Until: sc.at.Add(20 * time.Second)})
-	sc.add(kindAttempt, "", attemptCmd{DeliveryID: approved, Owner: "n2", Attempt: Attempt{At: sc.at, DC: "dc2", StatusCode: 200}, Delivered: true})
-	sc.add(kindLease, "", leaseCmd{DeliveryID: declined, Owner: "n2", DC: "dc2", Until: sc.at.Add(20 * time.Second)}) // n1's lease lives
-	first := sc.entries
+	sc.Add(kindLease, "", leaseCmd{DeliveryID: approved, Owner: "n1", DC: "dc1", Until: sc.At.Add(20 * time.Second)})
+	next := sc.At.Add(5 * time.Second)
+	sc.Add(kindAttempt, "", attemptCmd{DeliveryID: approved, Owner: "n1", Attempt: Attempt{At: sc.At, DC: "dc1", StatusCode: 500, DurationMS: 12}, NextAt: &next})
+	sc.Add(kindLease, "", leaseCmd{DeliveryID: declined, Owner: "n1", DC: "dc1", Until: sc.At.Add(20 * time.Second)})
+	sc.At = sc.At.Add(10 * time.Second)
+	sc.Add(kindLease, "", leaseCmd{DeliveryID: approved, Owner: "n2", DC: "dc2", Until: sc.At.Add(20 * time.Second)})
+	sc.Add(kindAttempt, "", attemptCmd{DeliveryID: approved, Owner: "n2", Attempt: Attempt{At: sc.At, DC: "dc2", StatusCode: 200}, Delivered: true})
+	sc.Add(kindLease, "", leaseCmd{DeliveryID: declined, Owner: "n2", DC: "dc2", Until: sc.At.Add(20 * time.Second)}) // n1's lease lives
+	first := sc.Entries
 
 	probes := []time.Time{restartT0.Add(30 * time.Second), restartT0.Add(2 * time.Hour)}
 	db := storetest.Open(t)
 	node := newReplica(db)
-	if err := node.m.Restore(); err != nil {
-		t.Fatal(err)
-	}
+	streamtest.Restore(t, node.m, 0)
 	for i, e := range first {
 		node.m.Apply(uint64(i+1), e, 0)
 		again := newReplica(db)
-		if err := again.m.Restore(); err != nil {
-			t.Fatal(err)
-		}
+		streamtest.Restore(t, again.m, uint64(i+1))
 		for _, at := range probes {
 			if got, want := again.answers(t, at), node.answers(t, at); got != want {
 				t.Fatalf("restarted after entry %d:\n%s\nbefore:\n%s", i+1, got, want)
@@ -157,24 +131,15 @@ func TestRestart(t *testing.T) {
 		}
 	}
 	whole := newReplica(storetest.Open(t))
-	whole.applyAll(1, first)
+	streamtest.Apply(whole.m, 1, first)
 	restarted := newReplica(db)
-	if err := restarted.m.Restore(); err != nil {
-		t.Fatal(err)
-	}
-	if restarted.m.Applied() != uint64(len(first)) {
-		t.Fatalf("restored at %d, want %d", restarted.m.Applied(), len(first))
-	}
+	streamtest.Restore(t, restarted.m, uint64(len(first)))
 	for _, at := range probes {
 		if got, want := restarted.answers(t, at), whole.answers(t, at); got != want {
 			t.Fatalf("restarted:\n%s\nreplayed everything:\n%s", got, want)
 		}
 	}
-	seq1, d1 := restarted.m.Digest()
-	seq2, d2 := whole.m.Digest()
-	if seq1 != seq2 || d1 != d2 {
-		t.Fatalf("digests: %d %s vs %d %s", seq1, d1, seq2, d2)
-	}
+	streamtest.SameDigest(t, restarted.m, whole.m)
 	if n := len(restarted.st.pending); n != 3 { // declined, captured, revoked
 		t.Fatalf("pending deliveries in memory: %d", n)
 	}
@@ -183,24 +148,20 @@ func TestRestart(t *testing.T) {
 	}
 
 	// Both go on: the restarted node decides as the other one does.
-	sc.entries = nil
-	sc.at = sc.at.Add(30 * time.Second)
-	sc.add(kindLease, "", leaseCmd{DeliveryID: declined, Owner: "n2", DC: "dc2", Until: sc.at.Add(20 * time.Second)}) // n1's expired
-	sc.add(kindAttempt, "", attemptCmd{DeliveryID: declined, Owner: "n2", Attempt: Attempt{At: sc.at, DC: "dc2", Error: "timeout"}})
-	sc.add(kindAttempt, "", attemptCmd{DeliveryID: approved, Owner: "n1", Attempt: Attempt{At: sc.at, DC: "dc1", Error: "late"}, NextAt: &next})
-	sc.add(kindDecline, "alice", decideCmd{ID: r4.ID, Webhook: true})
-	sc.add(kindRevoked, "", revokedCmd{GrantID: "g2", ClientID: "game", UserID: "carol"})
-	sc.add(kindRotate, "app", rotateCmd{ClientID: "app", Version: 3})
-	sc.add(kindResolve, "app", decideCmd{ID: r5.ID, Status: StatusReleased, Webhook: true})
-	more := sc.entries
-	restarted.applyAll(uint64(len(first)+1), more)
-	whole.applyAll(uint64(len(first)+1), more)
-	seq1, d1 = restarted.m.Digest()
-	seq2, d2 = whole.m.Digest()
-	if seq1 != seq2 || d1 != d2 {
-		t.Fatalf("digests after more entries: %d %s vs %d %s", seq1, d1, seq2, d2)
-	}
-	for _, at := range append(probes, sc.at) {
+	sc.Entries = nil
+	sc.At = sc.At.Add(30 * time.Second)
+	sc.Add(kindLease, "", leaseCmd{DeliveryID: declined, Owner: "n2", DC: "dc2", Until: sc.At.Add(20 * time.Second)}) // n1's expired
+	sc.Add(kindAttempt, "", attemptCmd{DeliveryID: declined, Owner: "n2", Attempt: Attempt{At: sc.At, DC: "dc2", Error: "timeout"}})
+	sc.Add(kindAttempt, "", attemptCmd{DeliveryID: approved, Owner: "n1", Attempt: Attempt{At: sc.At, DC: "dc1", Error: "late"}, NextAt: &next})
+	sc.Add(kindDecline, "alice", decideCmd{ID: r4.ID, Webhook: true})
+	sc.Add(kindRevoked, "", revokedCmd{GrantID: "g2", ClientID: "game", UserID: "carol"})
+	sc.Add(kindRotate, "app", rotateCmd{ClientID: "app", Version: 3})
+	sc.Add(kindResolve, "app", decideCmd{ID: r5.ID, Status: StatusReleased, Webhook: true})
+	more := sc.Entries
+	streamtest.Apply(restarted.m, uint64(len(first)+1), more)
+	streamtest.Apply(whole.m, uint64(len(first)+1), more)
+	streamtest.SameDigest(t, restarted.m, whole.m)
+	for _, at := range append(probes, sc.At) {
 		if got, want := restarted.answers(t, at), whole.answers(t, at); got != want {
 			t.Fatalf("restarted:\n%s\nreplayed everything:\n%s", got, want)
 		}
@@ -215,12 +176,7 @@ func TestRestart(t *testing.T) {
 
 // TestOneEntry: the commands of one entry see what the earlier ones wrote.
 func TestOneEntry(t *testing.T) {
-	n := 0
-	env := func(kind, actor string, data any) cmdlog.Envelope {
-		raw, _ := json.Marshal(data)
-		n++
-		return cmdlog.Envelope{ID: "e" + strconv.Itoa(n), Kind: kind, Actor: actor, At: restartT0, Data: raw}
-	}
+	env := (&streamtest.Script{At: restartT0}).Command
 	r1 := request("app", "k1", "alice", 100, CaptureHold, time.Hour)
 	dlv := DeliveryID(r1.ID + "/" + EventPayCaptured)
 	entry, _ := json.Marshal([]cmdlog.Envelope{

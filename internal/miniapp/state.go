@@ -2,6 +2,7 @@ package miniapp
 
 import (
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,11 +21,10 @@ type State struct {
 	// after Retry.Attempts attempts (about an hour). The delivery worker
 	// scans it every Tick.
 	pending map[string]*Delivery
-	// written and recent are, for apply, what the entry's commands wrote
-	// and what the last commands read or wrote (batch.go): bounded by one
-	// entry and by recentSize.
-	written *written
-	recent  *recent
+	// overlay is the entry being applied as apply reads and writes it:
+	// what the entry's commands wrote and the last recentSize records read
+	// or written (store.Overlay).
+	overlay *store.Overlay
 }
 
 // reqRec is a pay request as stored, with the position of the command
@@ -37,8 +37,17 @@ type reqRec struct {
 // NewState returns the read model kept in space (empty until the machine
 // restores it).
 func NewState(space *store.Space) *State {
-	return &State{space: space, pending: map[string]*Delivery{}, written: &written{m: map[string][]byte{}}, recent: newRecent()}
+	return &State{space: space, pending: map[string]*Delivery{}, overlay: store.NewOverlay(space, recentSize, cached)}
 }
+
+// cached says which records apply reads, and so keeps in its overlay's
+// cache: pay requests (deliveries are read from memory while pending).
+// Index keys are only written.
+func cached(key string) bool { return strings.HasPrefix(key, "request/") }
+
+// recentSize bounds the overlay's cache: a few thousand pay requests
+// waiting for their user's decision.
+const recentSize = 4096
 
 // load fills what is held in memory from the store: the machine's loader.
 func (s *State) load() {

@@ -1,33 +1,19 @@
 package oauth
 
 import (
-	"encoding/json"
 	"io"
 	"log/slog"
 	"strconv"
 	"testing"
 	"time"
 
-	"superapp/internal/cmdlog"
-	"superapp/internal/store"
+	"superapp/internal/store/storetest"
+	"superapp/internal/store/storetest/streamtest"
 )
 
 func benchService(tb testing.TB) *Service {
 	tb.Helper()
-	return New(Config{Store: benchStore(tb), Secret: []byte("s"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-}
-
-func entry(tb testing.TB, kind, actor string, at time.Time, data any) []byte {
-	tb.Helper()
-	raw, err := json.Marshal(data)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b, err := json.Marshal(&cmdlog.Envelope{ID: cmdlog.NewID(), Kind: kind, Actor: actor, At: at, Data: raw})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
+	return New(Config{Store: storetest.OpenDefault(tb), Secret: []byte("s"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 }
 
 // BenchmarkApply measures one "Login with superapp" in the OAUTH stream:
@@ -37,7 +23,7 @@ func BenchmarkApply(b *testing.B) {
 	s := benchService(b)
 	m := s.Machine()
 	at := time.Unix(1_800_000_000, 0).UTC()
-	m.Apply(1, entry(b, kindRegister, "dev", at, registerClient{Nonce: "c", Name: "A", RedirectURIs: []string{"https://a/cb"}, Scopes: []string{"profile"}, SecretHash: "h"}), 0)
+	m.Apply(1, streamtest.Entry(b, kindRegister, "dev", at, registerClient{Nonce: "c", Name: "A", RedirectURIs: []string{"https://a/cb"}, Scopes: []string{"profile"}, SecretHash: "h"}), 0)
 	seq := uint64(1)
 	for i := 0; b.Loop(); i++ {
 		b.StopTimer()
@@ -48,11 +34,11 @@ func BenchmarkApply(b *testing.B) {
 		approved := n + "." + strconv.FormatUint(s2, 10)
 		gid := "g" + strconv.Itoa(i) + "." + strconv.FormatUint(s3, 10)
 		es := [][]byte{
-			entry(b, kindRequest, "", at, createRequest{Nonce: n, ClientID: "c.1", RedirectURI: "https://a/cb", Scopes: []string{"openid", "offline_access"}, CodeChallenge: "x"}),
-			entry(b, kindApprove, "alice", at, decide{RequestID: rid, SessionID: "s"}),
-			entry(b, kindRedeem, "", at, redeem{RequestID: approved, GrantNonce: "g" + strconv.Itoa(i)}),
-			entry(b, kindRefresh, "", at, refresh{GrantID: gid, Gen: 0}),
-			entry(b, kindRevoke, "alice", at, revoke{GrantID: gid, Reason: "revoked_by_user"}),
+			streamtest.Entry(b, kindRequest, "", at, createRequest{Nonce: n, ClientID: "c.1", RedirectURI: "https://a/cb", Scopes: []string{"openid", "offline_access"}, CodeChallenge: "x"}),
+			streamtest.Entry(b, kindApprove, "alice", at, decide{RequestID: rid, SessionID: "s"}),
+			streamtest.Entry(b, kindRedeem, "", at, redeem{RequestID: approved, GrantNonce: "g" + strconv.Itoa(i)}),
+			streamtest.Entry(b, kindRefresh, "", at, refresh{GrantID: gid, Gen: 0}),
+			streamtest.Entry(b, kindRevoke, "alice", at, revoke{GrantID: gid, Reason: "revoked_by_user"}),
 		}
 		b.StartTimer()
 		for _, e := range es {
@@ -72,7 +58,7 @@ func BenchmarkReads(b *testing.B) {
 	s := benchService(b)
 	m := s.Machine()
 	at := time.Unix(1_800_000_000, 0).UTC()
-	m.Apply(1, entry(b, kindRegister, "dev", at, registerClient{Nonce: "c", Name: "A", RedirectURIs: []string{"https://a/cb"}, Scopes: []string{"profile"}, SecretHash: "h"}), 0)
+	m.Apply(1, streamtest.Entry(b, kindRegister, "dev", at, registerClient{Nonce: "c", Name: "A", RedirectURIs: []string{"https://a/cb"}, Scopes: []string{"profile"}, SecretHash: "h"}), 0)
 	seq := uint64(1)
 	const n = 10_000
 	gids := make([]string, n)
@@ -81,9 +67,9 @@ func BenchmarkReads(b *testing.B) {
 		s1, s2, s3 := seq+1, seq+2, seq+3
 		gids[i] = "g" + strconv.Itoa(i) + "." + strconv.FormatUint(s3, 10)
 		for _, e := range [][]byte{
-			entry(b, kindRequest, "", at, createRequest{Nonce: nn, ClientID: "c.1", RedirectURI: "https://a/cb", Scopes: []string{"openid"}, CodeChallenge: "x"}),
-			entry(b, kindApprove, "u"+strconv.Itoa(i), at, decide{RequestID: nn + "." + strconv.FormatUint(s1, 10)}),
-			entry(b, kindRedeem, "", at, redeem{RequestID: nn + "." + strconv.FormatUint(s2, 10), GrantNonce: "g" + strconv.Itoa(i)}),
+			streamtest.Entry(b, kindRequest, "", at, createRequest{Nonce: nn, ClientID: "c.1", RedirectURI: "https://a/cb", Scopes: []string{"openid"}, CodeChallenge: "x"}),
+			streamtest.Entry(b, kindApprove, "u"+strconv.Itoa(i), at, decide{RequestID: nn + "." + strconv.FormatUint(s1, 10)}),
+			streamtest.Entry(b, kindRedeem, "", at, redeem{RequestID: nn + "." + strconv.FormatUint(s2, 10), GrantNonce: "g" + strconv.Itoa(i)}),
 		} {
 			seq++
 			m.Apply(seq, e, 0)
@@ -99,16 +85,4 @@ func BenchmarkReads(b *testing.B) {
 			b.Fatal("no grant")
 		}
 	}
-}
-
-// benchStore is a store as a node opens it (its default block cache), so
-// that reads cost what they cost in production.
-func benchStore(tb testing.TB) *store.DB {
-	tb.Helper()
-	db, err := store.Open(tb.TempDir(), store.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = db.Close() })
-	return db
 }

@@ -14,6 +14,7 @@ import (
 	"superapp/internal/oauth"
 	"superapp/internal/store"
 	"superapp/internal/store/storetest"
+	"superapp/internal/store/storetest/streamtest"
 )
 
 // recLog is memLog that also keeps every entry, to replay it elsewhere.
@@ -85,17 +86,16 @@ func TestRestartResumes(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	log := &recLog{}
-	mk := func(l cmdlog.Appender, db *store.DB) *oauth.Service {
+	// mk starts a node on db, which holds the stream up to entry at.
+	mk := func(l cmdlog.Appender, db *store.DB, at uint64) *oauth.Service {
 		s := oauth.New(oauth.Config{Log: l, Store: db, Secret: []byte("cluster-secret"), Now: clk.Now, Logger: quiet})
-		if err := s.Machine().Restore(); err != nil {
-			t.Fatal(err)
-		}
+		streamtest.Restore(t, s.Machine(), at)
 		return s
 	}
-	driver := mk(log, storetest.Open(t))
+	driver := mk(log, storetest.Open(t), 0)
 	t.Cleanup(driver.Close)
 	db := storetest.Open(t)
-	follower := mk(noLog{}, db)
+	follower := mk(noLog{}, db, 0)
 	log.machines = []*cmdlog.Machine{driver.Machine(), follower.Machine()}
 	if err := driver.EnsureKeys(ctx); err != nil {
 		t.Fatal(err)
@@ -164,16 +164,11 @@ func TestRestartResumes(t *testing.T) {
 	follower.Close()
 
 	// The follower starts again on its own store; another node replays.
-	restarted := mk(noLog{}, db)
+	restarted := mk(noLog{}, db, uint64(len(log.entries)))
 	t.Cleanup(restarted.Close)
-	if got := restarted.Machine().Applied(); got != uint64(len(log.entries)) {
-		t.Fatalf("restored at %d, want %d", got, len(log.entries))
-	}
-	replayed := mk(noLog{}, storetest.Open(t))
+	replayed := mk(noLog{}, storetest.Open(t), 0)
 	t.Cleanup(replayed.Close)
-	for i, e := range log.entries {
-		replayed.Machine().Apply(uint64(i+1), e, 0)
-	}
+	streamtest.Apply(replayed.Machine(), 1, log.entries)
 	for _, s := range []*oauth.Service{restarted, replayed} {
 		if got := view(t, s.State(), clk.Now(), q); got != before {
 			t.Fatalf("after restart:\n%s\nbefore:\n%s", got, before)

@@ -1,16 +1,13 @@
 package rides
 
 import (
-	"encoding/json"
-	"io"
-	"log/slog"
 	"strconv"
 	"testing"
 	"time"
 
-	"superapp/internal/cmdlog"
 	"superapp/internal/ledger"
-	"superapp/internal/store"
+	"superapp/internal/store/storetest"
+	"superapp/internal/store/storetest/streamtest"
 )
 
 // BenchmarkApplyRide measures what every node does for one ride, from
@@ -19,18 +16,11 @@ import (
 // real store. Drivers are online before the timer starts.
 func BenchmarkApplyRide(b *testing.B) {
 	const drivers = 64
-	st := newBenchState(b)
-	m := cmdlog.NewMachine(Stream, st.space, st.Apply, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	seq, n := uint64(0), 0
-	apply := func(kind, actor string, data any) {
-		raw, _ := json.Marshal(data)
-		n++
-		at = at.Add(time.Millisecond)
-		e, _ := json.Marshal(cmdlog.Envelope{ID: "c" + strconv.Itoa(n), Kind: kind, Actor: actor, At: at, Data: raw})
-		seq++
-		m.Apply(seq, e, 0)
-	}
+	sp := storetest.OpenDefault(b).Space(Stream)
+	st := NewState(sp)
+	f := &streamtest.Feeder{Script: streamtest.Script{At: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), Step: time.Millisecond},
+		M: streamtest.Machine(Stream, sp, st.Apply)}
+	apply := f.Apply
 	for d := range drivers {
 		apply(kindOnline, "d"+strconv.Itoa(d), struct{}{})
 	}
@@ -51,20 +41,4 @@ func BenchmarkApplyRide(b *testing.B) {
 	if r, ok := st.Ride("ride0"); !ok || r.Status != StatusCompleted {
 		b.Fatalf("ride0: %+v", r)
 	}
-}
-
-type benchState struct {
-	*State
-	space *store.Space
-}
-
-// newBenchState opens a store as a node does (the default block cache).
-func newBenchState(tb testing.TB) benchState {
-	db, err := store.Open(tb.TempDir(), store.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = db.Close() })
-	sp := db.Space(Stream)
-	return benchState{State: NewState(sp), space: sp}
 }

@@ -2,8 +2,6 @@ package rides
 
 import (
 	"encoding/json"
-	"io"
-	"log/slog"
 	"slices"
 	"strconv"
 	"testing"
@@ -13,6 +11,7 @@ import (
 	"superapp/internal/ledger"
 	"superapp/internal/store"
 	"superapp/internal/store/storetest"
+	"superapp/internal/store/storetest/streamtest"
 )
 
 // replica is one node's rides read model on its own store.
@@ -24,40 +23,22 @@ type replica struct {
 func newReplica(db *store.DB) replica {
 	sp := db.Space(Stream)
 	st := NewState(sp)
-	m := cmdlog.NewMachine(Stream, sp, st.Apply, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := streamtest.Machine(Stream, sp, st.Apply)
 	m.SetLoader(st.load)
 	return replica{st: st, m: m}
 }
 
 // script writes RIDES entries with a clock it moves.
-type script struct {
-	at      time.Time
-	n       int
-	entries [][]byte
-}
-
-func (sc *script) add(kind, actor string, data any) {
-	raw, _ := json.Marshal(data)
-	sc.n++
-	e, _ := json.Marshal(cmdlog.Envelope{ID: "e" + strconv.Itoa(sc.n), Kind: kind, Actor: actor, At: sc.at, Data: raw})
-	sc.entries = append(sc.entries, e)
-}
+type script struct{ streamtest.Script }
 
 func (sc *script) request(rider, id string) {
 	fare := FareFor(gangnam.Meters(jamsil))
-	sc.add(kindRequest, rider, requestCmd{RideID: id, Pickup: gangnam, Dropoff: jamsil, DistanceMeters: 6600, Fare: fare,
+	sc.Add(kindRequest, rider, requestCmd{RideID: id, Pickup: gangnam, Dropoff: jamsil, DistanceMeters: 6600, Fare: fare,
 		Hold: HoldFor(fare), Currency: Currency, HoldID: ledger.IDFrom("p/" + id), DC: "dc1"})
 }
 
 func (sc *script) offer(id, driver string) {
-	sc.add(kindOffer, "", offerCmd{RideID: id, Driver: driver, TimeoutMs: 15000, PickupMeters: 300, DC: "dc2"})
-}
-
-// applyAll applies entries from seq first on.
-func (r replica) applyAll(first uint64, entries [][]byte) {
-	for i, e := range entries {
-		r.m.Apply(first+uint64(i), e, 0)
-	}
+	sc.Add(kindOffer, "", offerCmd{RideID: id, Driver: driver, TimeoutMs: 15000, PickupMeters: 300, DC: "dc2"})
 }
 
 // answers is every query of the read model about the script's ids at at.
@@ -106,72 +87,68 @@ func (r replica) answers(t *testing.T, at time.Time) string {
 // and the drivers online back in memory), answers every query as a node that applied the
 // whole stream, and goes on applying in step with it.
 func TestRestart(t *testing.T) {
-	sc := &script{at: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	sc := &script{streamtest.Script{At: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}}
 	for _, d := range []string{"d0", "d1", "d2", "d3", "d4"} {
-		sc.add(kindOnline, d, struct{}{})
+		sc.Add(kindOnline, d, struct{}{})
 	}
 	// ride0: completed by d0.
 	sc.request("r0", "ride0")
 	sc.offer("ride0", "d0")
-	sc.add(kindAccept, "d0", rideCmd{RideID: "ride0"})
-	sc.add(kindHold, "", rideCmd{RideID: "ride0", HoldID: ledger.IDFrom("d/ride0")})
-	sc.add(kindArrive, "d0", rideCmd{RideID: "ride0"})
-	sc.add(kindStart, "d0", rideCmd{RideID: "ride0"})
-	sc.add(kindComplete, "d0", rideCmd{RideID: "ride0", Fare: 9000})
+	sc.Add(kindAccept, "d0", rideCmd{RideID: "ride0"})
+	sc.Add(kindHold, "", rideCmd{RideID: "ride0", HoldID: ledger.IDFrom("d/ride0")})
+	sc.Add(kindArrive, "d0", rideCmd{RideID: "ride0"})
+	sc.Add(kindStart, "d0", rideCmd{RideID: "ride0"})
+	sc.Add(kindComplete, "d0", rideCmd{RideID: "ride0", Fare: 9000})
 	// ride1: in progress with d1.
 	sc.request("r1", "ride1")
 	sc.offer("ride1", "d1")
-	sc.add(kindAccept, "d1", rideCmd{RideID: "ride1"})
-	sc.add(kindHold, "", rideCmd{RideID: "ride1", HoldID: ledger.IDFrom("d/ride1")})
-	sc.add(kindArrive, "d1", rideCmd{RideID: "ride1"})
-	sc.add(kindStart, "d1", rideCmd{RideID: "ride1"})
+	sc.Add(kindAccept, "d1", rideCmd{RideID: "ride1"})
+	sc.Add(kindHold, "", rideCmd{RideID: "ride1", HoldID: ledger.IDFrom("d/ride1")})
+	sc.Add(kindArrive, "d1", rideCmd{RideID: "ride1"})
+	sc.Add(kindStart, "d1", rideCmd{RideID: "ride1"})
 	// ride2: declined by d2, offered to d3 (live at the restart).
 	sc.request("r2", "ride2")
 	sc.offer("ride2", "d2")
-	sc.add(kindDecline, "d2", rideCmd{RideID: "ride2"})
-	sc.at = sc.at.Add(time.Second)
+	sc.Add(kindDecline, "d2", rideCmd{RideID: "ride2"})
+	sc.At = sc.At.Add(time.Second)
 	sc.offer("ride2", "d3")
 	// ride3: cancelled by its rider while d4's offer stood; d4 goes offline.
 	sc.request("r3", "ride3")
 	sc.offer("ride3", "d4")
-	sc.add(kindCancel, "r3", rideCmd{RideID: "ride3"})
-	sc.add(kindOffline, "d4", struct{}{})
+	sc.Add(kindCancel, "r3", rideCmd{RideID: "ride3"})
+	sc.Add(kindOffline, "d4", struct{}{})
 	// ride4: nobody took it; ride5: waiting, its offer to d2 let expire.
 	sc.request("r4", "ride4")
 	sc.request("r5", "ride5")
 	sc.offer("ride5", "d2")
-	sc.at = sc.at.Add(20 * time.Second)
-	sc.add(kindGiveUp, "", rideCmd{RideID: "ride4"})
+	sc.At = sc.At.Add(20 * time.Second)
+	sc.Add(kindGiveUp, "", rideCmd{RideID: "ride4"})
 	// A refused command and a command stamped by a slow clock.
-	sc.add(kindAccept, "d2", rideCmd{RideID: "ride5"})
-	sc.at = sc.at.Add(-10 * time.Second)
+	sc.Add(kindAccept, "d2", rideCmd{RideID: "ride5"})
+	sc.At = sc.At.Add(-10 * time.Second)
 	sc.request("r6", "ride6")
-	sc.at = sc.at.Add(10 * time.Second)
+	sc.At = sc.At.Add(10 * time.Second)
 	// d2, whose offer of ride5 expired, is offered ride6 and declines it:
 	// ride5 still names d2, who holds no offer. d3 goes offline with
 	// ride2's expired offer in hand.
 	sc.offer("ride6", "d2")
-	sc.add(kindDecline, "d2", rideCmd{RideID: "ride6"})
-	sc.add(kindOffline, "d3", struct{}{})
+	sc.Add(kindDecline, "d2", rideCmd{RideID: "ride6"})
+	sc.Add(kindOffline, "d3", struct{}{})
 	// Last, a refused command moves the clock.
-	sc.at = sc.at.Add(2 * time.Second)
-	sc.add(kindAccept, "d2", rideCmd{RideID: "ride5"})
-	first := sc.entries
+	sc.At = sc.At.Add(2 * time.Second)
+	sc.Add(kindAccept, "d2", rideCmd{RideID: "ride5"})
+	first := sc.Entries
 
 	// A node that restarts after any entry answers as before it stopped.
 	db := storetest.Open(t)
 	node := newReplica(db)
-	if err := node.m.Restore(); err != nil {
-		t.Fatal(err)
-	}
+	streamtest.Restore(t, node.m, 0)
 	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	probes := []time.Time{t0.Add(6 * time.Second), t0.Add(time.Minute)} // offers live, and expired
 	for i, e := range first {
 		node.m.Apply(uint64(i+1), e, 0)
 		again := newReplica(db)
-		if err := again.m.Restore(); err != nil {
-			t.Fatal(err)
-		}
+		streamtest.Restore(t, again.m, uint64(i+1))
 		for _, at := range probes {
 			if got, want := again.answers(t, at), node.answers(t, at); got != want {
 				t.Fatalf("restarted after entry %d:\n%s\nbefore:\n%s", i+1, got, want)
@@ -179,36 +156,27 @@ func TestRestart(t *testing.T) {
 		}
 	}
 	whole := newReplica(storetest.Open(t))
-	whole.applyAll(1, first)
+	streamtest.Apply(whole.m, 1, first)
 	at := probes[0]
 	before := node.answers(t, at)
 
 	// The node restarts on its store.
 	restarted := newReplica(db)
-	if err := restarted.m.Restore(); err != nil {
-		t.Fatal(err)
-	}
-	if restarted.m.Applied() != uint64(len(first)) {
-		t.Fatalf("restored at %d, want %d", restarted.m.Applied(), len(first))
-	}
+	streamtest.Restore(t, restarted.m, uint64(len(first)))
 	if got := restarted.answers(t, at); got != before {
 		t.Fatalf("after the restart:\n%s\nbefore:\n%s", got, before)
 	}
 	if got, want := restarted.answers(t, at), whole.answers(t, at); got != want {
 		t.Fatalf("restarted:\n%s\nreplayed everything:\n%s", got, want)
 	}
-	seq1, d1 := restarted.m.Digest()
-	seq2, d2 := whole.m.Digest()
-	if seq1 != seq2 || d1 != d2 {
-		t.Fatalf("digests: %d %s vs %d %s", seq1, d1, seq2, d2)
-	}
+	streamtest.SameDigest(t, restarted.m, whole.m)
 	if got, live := len(restarted.st.live), 4; got != live { // ride1, ride2, ride5, ride6
 		t.Fatalf("rides under way in memory: %d, want %d", got, live)
 	}
 	if _, ok := restarted.st.offers["d2"]; ok || restarted.st.offers["d3"] != "ride2" {
 		t.Fatalf("offers held: %v", restarted.st.offers)
 	}
-	if want := sc.at; !restarted.st.lastAt.Equal(want) {
+	if want := sc.At; !restarted.st.lastAt.Equal(want) {
 		t.Fatalf("clock: %v, want %v", restarted.st.lastAt, want)
 	}
 	// The settlement is handed the rides not ended and those that ended
@@ -220,27 +188,23 @@ func TestRestart(t *testing.T) {
 	}
 
 	// Both go on: the restarted node decides as the other one does.
-	sc.entries = nil
-	sc.add(kindAccept, "d3", rideCmd{RideID: "ride2"}) // expired meanwhile: refused
+	sc.Entries = nil
+	sc.Add(kindAccept, "d3", rideCmd{RideID: "ride2"}) // expired meanwhile: refused
 	sc.offer("ride2", "d0")
-	sc.add(kindAccept, "d0", rideCmd{RideID: "ride2"})
-	sc.add(kindComplete, "d1", rideCmd{RideID: "ride1", Fare: 100})
-	sc.add(kindOffline, "d1", struct{}{})
-	sc.add(kindOnline, "d4", struct{}{})
+	sc.Add(kindAccept, "d0", rideCmd{RideID: "ride2"})
+	sc.Add(kindComplete, "d1", rideCmd{RideID: "ride1", Fare: 100})
+	sc.Add(kindOffline, "d1", struct{}{})
+	sc.Add(kindOnline, "d4", struct{}{})
 	sc.offer("ride6", "d4")
-	sc.at = sc.at.Add(-time.Minute) // a slow clock again: lastAt came back from the store
-	sc.add(kindAccept, "d4", rideCmd{RideID: "ride6"})
+	sc.At = sc.At.Add(-time.Minute) // a slow clock again: lastAt came back from the store
+	sc.Add(kindAccept, "d4", rideCmd{RideID: "ride6"})
 	sc.request("r1", "ride7")
-	sc.add(kindCancel, "r5", rideCmd{RideID: "ride5"})
-	more := sc.entries
-	restarted.applyAll(uint64(len(first)+1), more)
-	whole.applyAll(uint64(len(first)+1), more)
-	seq1, d1 = restarted.m.Digest()
-	seq2, d2 = whole.m.Digest()
-	if seq1 != seq2 || d1 != d2 {
-		t.Fatalf("digests after more entries: %d %s vs %d %s", seq1, d1, seq2, d2)
-	}
-	if got, want := restarted.answers(t, sc.at), whole.answers(t, sc.at); got != want {
+	sc.Add(kindCancel, "r5", rideCmd{RideID: "ride5"})
+	more := sc.Entries
+	streamtest.Apply(restarted.m, uint64(len(first)+1), more)
+	streamtest.Apply(whole.m, uint64(len(first)+1), more)
+	streamtest.SameDigest(t, restarted.m, whole.m)
+	if got, want := restarted.answers(t, sc.At), whole.answers(t, sc.At); got != want {
 		t.Fatalf("restarted:\n%s\nreplayed everything:\n%s", got, want)
 	}
 	if r, _ := restarted.st.Ride("ride6"); r.Status != StatusAccepted || r.Driver != "d4" {
@@ -259,12 +223,7 @@ func TestRestart(t *testing.T) {
 func TestOneEntry(t *testing.T) {
 	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	fare := FareFor(gangnam.Meters(jamsil))
-	n := 0
-	env := func(kind, actor string, data any) cmdlog.Envelope {
-		raw, _ := json.Marshal(data)
-		n++
-		return cmdlog.Envelope{ID: "e" + strconv.Itoa(n), Kind: kind, Actor: actor, At: at, Data: raw}
-	}
+	env := (&streamtest.Script{At: at}).Command
 	entry := func(es ...cmdlog.Envelope) []byte {
 		b, _ := json.Marshal(es)
 		return b

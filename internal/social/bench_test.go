@@ -1,30 +1,25 @@
 package social
 
 import (
-	"encoding/json"
 	"io"
 	"log/slog"
 	"strconv"
 	"testing"
 	"time"
 
-	"superapp/internal/cmdlog"
-	"superapp/internal/store"
+	"superapp/internal/store/storetest"
+	"superapp/internal/store/storetest/streamtest"
 )
 
 func benchService(tb testing.TB) *Service {
 	tb.Helper()
-	return New(Config{Store: benchStore(tb), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), UserExists: func(string) bool { return true }})
+	return New(Config{Store: storetest.OpenDefault(tb), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), UserExists: func(string) bool { return true }})
 }
 
+// entry is an entry of one command of actor's about other.
 func entry(tb testing.TB, kind, actor, other string, at time.Time) []byte {
 	tb.Helper()
-	raw, _ := json.Marshal(target{UserID: other})
-	b, err := json.Marshal(&cmdlog.Envelope{ID: cmdlog.NewID(), Kind: kind, Actor: actor, At: at, Data: raw})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
+	return streamtest.Entry(tb, kind, actor, at, target{UserID: other})
 }
 
 // BenchmarkApply measures a friendship's life in the SOCIAL stream:
@@ -54,15 +49,14 @@ func BenchmarkReads(b *testing.B) {
 	m := s.Machine()
 	at := time.Unix(1_800_000_000, 0).UTC()
 	const n = 10_000
-	var batch []json.RawMessage
+	var batch [][]byte
 	seq := uint64(0)
 	for i := range n {
 		a, c := "a"+strconv.Itoa(i), "b"+strconv.Itoa(i)
 		batch = append(batch, entry(b, kindRequest, a, c, at), entry(b, kindAccept, c, a, at))
 		if len(batch) >= 200 || i == n-1 {
-			raw, _ := json.Marshal(batch)
 			seq++
-			m.Apply(seq, raw, 0)
+			m.Apply(seq, streamtest.Batch(batch...), 0)
 			batch = batch[:0]
 		}
 	}
@@ -77,16 +71,4 @@ func BenchmarkReads(b *testing.B) {
 			b.Fatal("no friend")
 		}
 	}
-}
-
-// benchStore is a store as a node opens it (its default block cache), so
-// that reads cost what they cost in production.
-func benchStore(tb testing.TB) *store.DB {
-	tb.Helper()
-	db, err := store.Open(tb.TempDir(), store.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = db.Close() })
-	return db
 }

@@ -10,6 +10,7 @@ import (
 	"superapp/internal/apperr"
 	"superapp/internal/store"
 	"superapp/internal/store/storetest"
+	"superapp/internal/store/storetest/streamtest"
 )
 
 func restartService(db *store.DB) *Service {
@@ -45,18 +46,10 @@ func TestRestartResumes(t *testing.T) {
 		n++
 		return entry(t, kind, actor, other, at.Add(time.Duration(n)*time.Second))
 	}
-	batch := func(es ...[]byte) []byte {
-		raws := make([]json.RawMessage, len(es))
-		for i, e := range es {
-			raws[i] = e
-		}
-		b, _ := json.Marshal(raws)
-		return b
-	}
 	history := [][]byte{
 		one(kindRequest, "a", "b"),
 		one(kindRequest, "a", "c"),
-		batch(one(kindRequest, "b", "a"), one(kindRequest, "d", "a"), one(kindAccept, "c", "a")), // b asked back: friends
+		streamtest.Batch(one(kindRequest, "b", "a"), one(kindRequest, "d", "a"), one(kindAccept, "c", "a")), // b asked back: friends
 		one(kindRequest, "e", "a"),
 		one(kindDecline, "a", "e"),
 		one(kindRequest, "a", "e"),
@@ -81,45 +74,25 @@ func TestRestartResumes(t *testing.T) {
 
 	db := storetest.Open(t)
 	first := restartService(db)
-	if err := first.Machine().Restore(); err != nil {
-		t.Fatal(err)
-	}
-	for i, e := range history {
-		first.Machine().Apply(uint64(i+1), e, 0)
-	}
+	streamtest.Restore(t, first.Machine(), 0)
+	streamtest.Apply(first.Machine(), 1, history)
 	before := view(t, first.State(), users)
 	first.Close()
 
 	again := restartService(db)
-	if err := again.Machine().Restore(); err != nil {
-		t.Fatal(err)
-	}
-	if got := again.Machine().Applied(); got != uint64(len(history)) {
-		t.Fatalf("restored at %d, want %d", got, len(history))
-	}
+	streamtest.Restore(t, again.Machine(), uint64(len(history)))
 	replayed := restartService(storetest.Open(t))
-	if err := replayed.Machine().Restore(); err != nil {
-		t.Fatal(err)
-	}
-	for i, e := range history {
-		replayed.Machine().Apply(uint64(i+1), e, 0)
-	}
+	streamtest.Restore(t, replayed.Machine(), 0)
+	streamtest.Apply(replayed.Machine(), 1, history)
 	for _, s := range []*Service{again, replayed} {
 		t.Cleanup(s.Close)
 		if got := view(t, s.State(), users); got != before {
 			t.Fatalf("after restart:\n%s\nbefore:\n%s", got, before)
 		}
 	}
-	for i, e := range more {
-		seq := uint64(len(history) + i + 1)
-		again.Machine().Apply(seq, e, 0)
-		replayed.Machine().Apply(seq, e, 0)
-	}
-	p1, d1 := again.Machine().Digest()
-	p2, d2 := replayed.Machine().Digest()
-	if p1 != p2 || d1 != d2 {
-		t.Fatalf("digests differ: %d %s, %d %s", p1, d1, p2, d2)
-	}
+	streamtest.Apply(again.Machine(), uint64(len(history)+1), more)
+	streamtest.Apply(replayed.Machine(), uint64(len(history)+1), more)
+	streamtest.SameDigest(t, again.Machine(), replayed.Machine())
 	if v1, v2 := view(t, again.State(), users), view(t, replayed.State(), users); v1 != v2 {
 		t.Fatalf("restarted:\n%s\nreplayed:\n%s", v1, v2)
 	}
