@@ -565,7 +565,8 @@ func TestOpsToken(t *testing.T) {
 			t.Fatalf("readyz without ops token: %d %s", r.status, r.raw)
 		}
 	}
-	if r := e.do("GET", "/metrics", "ops-secret", ""); r.status != 200 {
+	if r := e.do("GET", "/metrics", "ops-secret", ""); r.status != 200 || !strings.Contains(r.raw, "superapp_state_store_disk_bytes ") ||
+		!strings.Contains(r.raw, "superapp_state_store_cache_bytes ") {
 		t.Fatalf("metrics with ops token: %d", r.status)
 	}
 	if r := e.do("GET", "/readyz", "ops-secret", ""); r.status != 200 || r.body["streams"] == nil {

@@ -443,3 +443,24 @@ func (l quietLogger) Fatalf(format string, args ...any) {
 	err := fmt.Errorf(format, args...)
 	l.db.fail("pebble", err)
 }
+
+// Stats is what an operator needs to know of the store's size and cache.
+type Stats struct {
+	DiskBytes     uint64 // tables, logs and manifests on disk
+	CacheBytes    int64  // block cache in use (bounded by Options.CacheSize)
+	CacheHits     int64
+	CacheMisses   int64
+	MemtableBytes uint64 // writes not yet in tables
+}
+
+// Stats reads the store's current figures.
+func (db *DB) Stats() Stats {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.p == nil {
+		return Stats{}
+	}
+	m := db.p.Metrics()
+	return Stats{DiskBytes: m.DiskSpaceUsage(), CacheBytes: m.BlockCache.Size, CacheHits: m.BlockCache.Hits,
+		CacheMisses: m.BlockCache.Misses, MemtableBytes: m.MemTable.Size}
+}
