@@ -65,9 +65,10 @@ type Options struct {
 // checkpoint) before any machine applies; spaces keep working across the
 // swap.
 type DB struct {
-	dir  string
-	opts Options
-	log  *slog.Logger
+	dir   string
+	opts  Options
+	popts *pebble.Options // as the store was last opened with
+	log   *slog.Logger
 
 	mu    sync.RWMutex // held for reading by every use of p; for writing to swap it
 	p     *pebble.DB
@@ -115,12 +116,12 @@ func (db *DB) open() (string, error) {
 		why = fmt.Sprintf("state store written by format version %d, this binary writes %d", v, FormatVersion)
 		_ = p.Close()
 		cache.Unref()
-	} else if n, err := verify(p); err != nil {
+	} else if n, err := verifyTables(db.dir, db.popts); err != nil {
 		why = fmt.Sprintf("state store corrupt: %v", err)
 		_ = p.Close()
 		cache.Unref()
 	} else {
-		db.log.Debug("state store verified", "keys", n)
+		db.log.Debug("state store verified", "new or changed tables read", n)
 		db.p, db.cache = p, cache
 		return "", nil
 	}
@@ -166,32 +167,13 @@ func (db *DB) openPebble() (*pebble.DB, interface{ Unref() }, error) {
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	db.popts = opts
 	p, err := pebble.Open(db.dir, opts)
 	if err != nil {
 		cache.Unref()
 		return nil, nil, err
 	}
 	return p, cache, nil
-}
-
-// verify reads every key and value of the store, so that Pebble checks
-// the checksum of every block: a store with a flipped bit or a truncated
-// file is rebuilt before anything of it is served.
-func verify(p *pebble.DB) (int, error) {
-	it, err := p.NewIter(nil)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for ok := it.First(); ok; ok = it.Next() {
-		_ = it.Value()
-		n++
-	}
-	if err := it.Error(); err != nil {
-		it.Close()
-		return n, err
-	}
-	return n, it.Close()
 }
 
 // existing reports whether the store's directory holds anything.
