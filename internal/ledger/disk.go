@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"math/bits"
 	"slices"
 	"strings"
@@ -13,11 +14,12 @@ import (
 
 // What the ledger keeps on disk (keys.go) is written in the batch of the
 // entry being applied, once per call (flush), and read back by Load when
-// the node restores the stream. Values are the binary records of codec.go
-// with their zero words left out, as PackBatch leaves them out: a full
-// batch writes thousands of transfers and accounts, a record costs no
-// parsing, and a typical one takes 70 bytes instead of 128 in the
-// memtable, the write-ahead log and every compaction.
+// the node restores the stream (accounts) or when a transfer is looked
+// up. Values are compact binary: an account is the binary record of
+// codec.go with its zero words left out, as PackBatch leaves them out; a
+// transfer is its fields as varints, its accounts by number. A full batch
+// writes thousands of transfers, and every byte goes through the batch,
+// the memtable, the write-ahead log and every compaction.
 
 // Reader is where the ledger's stored transfers are read from: the
 // committed store (*store.Space) for queries, the entry's batch
@@ -73,83 +75,142 @@ func unpackRecord(p []byte, rec *[RecordSize]byte) ([]byte, bool) {
 	return p, true
 }
 
-// A stored transfer is its packed record, one byte of pending state, then
-// its user data when the record cannot hold it. A full batch writes
-// thousands: the record's words are made from r's fields (as
-// appendTransfer lays them out) and packed, with no record in between.
+// A stored transfer (its id is its key's) is, all integers little-endian
+// or unsigned varints (uv):
+//
+//	1 byte    header: pending state (bits 0-2); a pending id follows (bit 3)
+//	uv        flags
+//	uv        code
+//	3 bytes   currency (zero: none)
+//	uv        debit account's number (0: the zero id)
+//	uv        credit account's number (likewise)
+//	uv        amount
+//	uv        timeout
+//	8 bytes   timestamp
+//	16 bytes  pending id, if the header says so
+//	…         user data, the rest
+//
+// Accounts are numbered in the order they are first written (journal.go):
+// a number takes two or three bytes where an id takes sixteen. A full
+// batch writes thousands of transfers, and every byte of them goes
+// through the batch, the memtable, the write-ahead log and every
+// compaction: a typical transfer takes 20 bytes, not the 128 of its
+// binary record.
+const pendingIDFollows = 1 << 3
+
 func appendStoredTransfer(dst []byte, r *record) []byte {
-	var w [RecordSize / 8]uint64
-	w[0], w[1] = le.Uint64(r.ID[0:8]), le.Uint64(r.ID[8:16])
-	w[2], w[3] = le.Uint64(r.DebitAccountID[0:8]), le.Uint64(r.DebitAccountID[8:16])
-	w[4], w[5] = le.Uint64(r.CreditAccountID[0:8]), le.Uint64(r.CreditAccountID[8:16])
-	w[6] = r.Amount
-	w[8], w[9] = le.Uint64(r.PendingID[0:8]), le.Uint64(r.PendingID[8:16])
-	long := !fitsRecord(r.userData)
-	if !long && r.userData != "" {
-		var ud [32]byte // bytes 80 to 112: user data, then the timeout
-		copy(ud[:UserDataSize], r.userData)
-		le.PutUint32(ud[28:], r.Timeout)
-		w[10], w[11], w[12], w[13] = le.Uint64(ud[0:8]), le.Uint64(ud[8:16]), le.Uint64(ud[16:24]), le.Uint64(ud[24:32])
-	} else {
-		w[13] = uint64(r.Timeout) << 32
+	if (r.dnum == 0) != r.DebitAccountID.IsZero() || (r.cnum == 0) != r.CreditAccountID.IsZero() {
+		panic(fmt.Sprintf("ledger: transfer %x names an account with no number", r.ID))
 	}
-	w[14] = uint64(r.currency[0]) | uint64(r.currency[1])<<8 | uint64(r.currency[2])<<16 | uint64(r.Code)<<32 | uint64(r.Flags)<<48
-	w[15] = uint64(r.Timestamp)
-	dst = packWords(dst, &w)
-	dst = append(dst, byte(r.state))
-	if long {
-		dst = append(dst, r.userData...)
+	h := byte(r.state)
+	if !r.PendingID.IsZero() {
+		h |= pendingIDFollows
 	}
-	return dst
+	dst = append(dst, h)
+	dst = binary.AppendUvarint(dst, uint64(r.Flags))
+	dst = binary.AppendUvarint(dst, uint64(r.Code))
+	dst = append(dst, r.currency[:]...)
+	dst = binary.AppendUvarint(dst, uint64(r.dnum))
+	dst = binary.AppendUvarint(dst, uint64(r.cnum))
+	dst = binary.AppendUvarint(dst, r.Amount)
+	dst = binary.AppendUvarint(dst, uint64(r.Timeout))
+	dst = le.AppendUint64(dst, uint64(r.Timestamp))
+	if h&pendingIDFollows != 0 {
+		dst = append(dst, r.PendingID[:]...)
+	}
+	return append(dst, r.userData...)
 }
 
-// packWords appends a record's words as packRecord packs the record.
-func packWords(dst []byte, w *[RecordSize / 8]uint64) []byte {
-	n := len(dst)
-	dst = slices.Grow(dst, 2+RecordSize)[:n+2+RecordSize]
-	p := n + 2
-	var mask uint16
-	for i, v := range w {
-		if v != 0 {
-			mask |= 1 << i
-			le.PutUint64(dst[p:], v)
-			p += 8
+// storedTransfer reads what a stored transfer is made of into r, its id
+// and account ids aside; it reports false when v is not one.
+func storedTransfer(v []byte, r *record) bool {
+	if len(v) == 0 || v[0]&^(pendingIDFollows|7) != 0 {
+		return false
+	}
+	h := v[0]
+	p, ok := 1, true
+	next := func(max uint64) uint64 {
+		x, n := binary.Uvarint(v[p:])
+		if n <= 0 || x > max {
+			ok = false
+			return 0
 		}
+		p += n
+		return x
 	}
-	le.PutUint16(dst[n:], mask)
-	return dst[:p]
+	r.state = PendingState(h & 7)
+	r.Flags = TransferFlags(next(math.MaxUint16))
+	r.Code = uint16(next(math.MaxUint16))
+	if !ok || p+3 > len(v) {
+		return false
+	}
+	copy(r.currency[:], v[p:p+3])
+	p += 3
+	r.dnum = uint32(next(math.MaxUint32))
+	r.cnum = uint32(next(math.MaxUint32))
+	r.Amount = next(math.MaxUint64)
+	r.Timeout = uint32(next(math.MaxUint32))
+	if !ok || p+8 > len(v) {
+		return false
+	}
+	r.Timestamp = int64(le.Uint64(v[p:]))
+	p += 8
+	r.PendingID = ID{}
+	if h&pendingIDFollows != 0 {
+		if p+16 > len(v) {
+			return false
+		}
+		r.PendingID = ID(v[p : p+16])
+		p += 16
+	}
+	r.userData = ""
+	if p < len(v) {
+		r.userData = string(v[p:])
+	}
+	return true
 }
 
-// decodeStoredTransfer decodes a stored transfer into r.
-func decodeStoredTransfer(v []byte, r *record) {
-	var rec [RecordSize]byte
-	rest, ok := unpackRecord(v, &rec)
-	if !ok || len(rest) == 0 {
-		corrupt("transfer", fmt.Errorf("%d bytes", len(v)))
+// readTransfer decodes the stored transfer id into r.
+func (l *Ledger) readTransfer(id ID, v []byte, r *record) {
+	*r = record{}
+	if !storedTransfer(v, r) {
+		corrupt("transfer", fmt.Errorf("%x: %d bytes", id, len(v)))
 	}
-	var t Transfer
-	if field, reason := decodeTransfer(rec[:], &t); field != "" {
-		corrupt("transfer", fmt.Errorf("%s: %s", field, reason))
+	r.ID = id
+	var ok bool
+	if r.DebitAccountID, ok = l.accountID(r.dnum); !ok {
+		corrupt("transfer", fmt.Errorf("%x: no account number %d", id, r.dnum))
 	}
-	if len(rest) > 1 {
-		t.UserData = string(rest[1:])
+	if r.CreditAccountID, ok = l.accountID(r.cnum); !ok {
+		corrupt("transfer", fmt.Errorf("%x: no account number %d", id, r.cnum))
 	}
-	*r = recordOf(&t)
-	r.state = PendingState(rest[0])
 }
 
 // storedPendingState reads a stored transfer's flags and pending state.
 func storedPendingState(v []byte) (TransferFlags, PendingState) {
-	var rec [RecordSize]byte
-	rest, ok := unpackRecord(v, &rec)
-	if !ok || len(rest) == 0 {
+	var r record
+	if !storedTransfer(v, &r) {
 		corrupt("transfer", fmt.Errorf("%d bytes", len(v)))
 	}
-	return TransferFlags(le.Uint16(rec[118:120])), PendingState(rest[0])
+	return r.Flags, r.state
 }
 
-// A stored account is its packed record, then its user data when the
-// record cannot hold it.
+// An account's value (under acct/, and whole in the journal) is its
+// number (uv), then the stored account: its packed record, then its user
+// data when the record cannot hold it.
+func appendAccountValue(dst []byte, a *account) []byte {
+	dst = binary.AppendUvarint(dst, uint64(a.num))
+	return appendStoredAccount(dst, &a.Account)
+}
+
+func decodeAccountValue(v []byte) (uint32, Account) {
+	num, n := binary.Uvarint(v)
+	if n <= 0 || num == 0 || num > math.MaxUint32 {
+		corrupt("account", fmt.Errorf("bad number (%d bytes)", len(v)))
+	}
+	return uint32(num), decodeStoredAccount(v[n:])
+}
+
 func appendStoredAccount(dst []byte, a *Account) []byte {
 	c := *a
 	long := !fitsRecord(c.UserData)
@@ -238,16 +299,26 @@ func decodeMeta(v []byte) meta {
 // before the first entry is applied.
 func (l *Ledger) Load() {
 	l.accounts = map[ID]*account{}
+	var ids []ID
 	l.space.Scan(accountPrefix, "", false, func(_ string, v []byte) bool {
-		a := decodeStoredAccount(v)
-		l.accounts[a.ID] = &account{Account: a, written: true}
+		num, a := decodeAccountValue(v)
+		l.accounts[a.ID] = &account{Account: a, num: num, written: true}
+		ids = numbered(ids, num, a.ID)
 		return true
 	})
 	l.meta = meta{}
 	if v, ok := l.space.Get(metaKey); ok {
 		l.meta = decodeMeta(v)
 	}
-	l.loadJournal()
+	ids = l.loadJournal(ids)
+	for n, id := range ids {
+		if id.IsZero() {
+			corrupt("account", fmt.Errorf("no account number %d of %d", n+1, len(ids)))
+		}
+	}
+	l.idsMu.Lock()
+	l.ids = ids
+	l.idsMu.Unlock()
 	l.now = l.meta.now
 	l.nextExpiry = 0
 	l.space.Scan(expiryPrefix, "", false, func(k string, _ []byte) bool {

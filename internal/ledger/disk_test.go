@@ -22,8 +22,11 @@ func TestStoredRoundTrip(t *testing.T) {
 		tr.UserData = long(tr.UserData)
 		r := recordOf(&tr)
 		r.state = PendingState(rapid.IntRange(0, 4).Draw(t, "state"))
+		// A stored transfer names its accounts by number.
+		l := New(nil)
+		r.dnum, r.cnum = numberFor(l, tr.DebitAccountID), numberFor(l, tr.CreditAccountID)
 		var back record
-		decodeStoredTransfer(appendStoredTransfer(nil, &r), &back)
+		l.readTransfer(tr.ID, appendStoredTransfer(nil, &r), &back)
 		if got := back.transfer(); !reflect.DeepEqual(got, tr) || back.state != r.state {
 			t.Fatalf("transfer %+v (%d) came back %+v (%d)", tr, r.state, got, back.state)
 		}
@@ -37,4 +40,20 @@ func TestStoredRoundTrip(t *testing.T) {
 			t.Fatalf("account %+v came back %+v", a, got)
 		}
 	})
+}
+
+// numberFor numbers an account id as the ledger does when it first writes
+// the account, and returns its number.
+func numberFor(l *Ledger, id ID) uint32 {
+	if id.IsZero() {
+		return 0
+	}
+	for n, known := range l.ids {
+		if known == id {
+			return uint32(n + 1)
+		}
+	}
+	a := &account{Account: Account{ID: id}}
+	l.number(a)
+	return a.num
 }

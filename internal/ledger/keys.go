@@ -8,23 +8,23 @@ import "superapp/internal/store"
 // needs no separator, and half the size of hex in the keys every transfer
 // of a batch is looked up by.
 //
-//	acct/<id>               an account: its 128-byte record (see codec.go; balances
-//	                        included) packed (disk.go), then its user data when the
-//	                        record cannot hold it. Rewritten in the batch of every
-//	                        entry that changes it, unless the change goes to the
-//	                        journal.
+//	acct/<id>               an account: its number (accounts are numbered in the order
+//	                        first written), then its 128-byte record (see codec.go;
+//	                        balances included) packed, then its user data when the
+//	                        record cannot hold it (disk.go). Written when the call
+//	                        that changes it changes few accounts, else when the
+//	                        journal is folded.
 //	journal/<n>             the accounts one call changed when it changed many (or
-//	                        some the journal already holds): each as acct/ holds it,
-//	                        prefixed by its length. <n> is store.Seq, from 1. An
-//	                        account as of now is in the newest chunk holding it, else
-//	                        under acct/. The oldest chunks are folded into acct/ and
-//	                        deleted, so the journal stays about as long as twice the
-//	                        accounts (journal.go).
-//	xfer/<id>               a transfer: its packed 128-byte record, one byte of pending
-//	                        state (0 unless it is a pending transfer), then its user
-//	                        data when the record cannot hold it. Written once; a pending
-//	                        transfer's is written again when it is posted, voided or
-//	                        expires.
+//	                        some the journal already holds): each whole the first time
+//	                        it is written, then its number and balances. <n> is
+//	                        store.Seq, from 1. An account as of now is in the newest
+//	                        chunk holding it, else under acct/. The oldest chunks are
+//	                        folded into acct/ and deleted, so the journal holds about
+//	                        twice as many records as there are accounts (journal.go).
+//	xfer/<id>               a transfer: its fields, its accounts by number, its pending
+//	                        state (0 unless it is a pending transfer), about 20 bytes
+//	                        (disk.go). Written once; a pending transfer's is written
+//	                        again when it is posted, voided or expires.
 //	expiry/<deadline><id>   a pending transfer with a timeout, while it is pending;
 //	                        empty. <deadline> is its deadline in ns, 8 bytes big-endian
 //	                        with the sign bit flipped, so the queue sorts by deadline.

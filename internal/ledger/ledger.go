@@ -8,11 +8,13 @@
 // It is deterministic: the same batches in the same order give the same
 // results and state on every node. Its state lives in the node's store
 // (keys.go), written in the batch of the entry being applied; only the
-// accounts' balances stay in memory too. It must never let debits and
-// credits of a currency differ, never break an account's flags, never
-// apply a transfer id twice, and never keep in memory what grows with
-// history (transfers, pending states): those are on disk only. It reads no
-// clock: each batch carries its time.
+// accounts (with their balances, numbers and place in the journal) stay in
+// memory too. It must never let debits and credits of a currency differ,
+// never break an account's flags, never apply a transfer id twice, and
+// never keep in memory what grows with history (transfers, pending
+// states): those are on disk only, but for the transfers the entry being
+// applied changed (overlay.go). It reads no clock: each batch carries its
+// time.
 package ledger
 
 import (
@@ -24,6 +26,7 @@ import (
 	"math"
 	"regexp"
 	"slices"
+	"sync"
 
 	"superapp/internal/store"
 )
@@ -191,8 +194,13 @@ type Ledger struct {
 	journal   []journalChunk
 	journaled int
 	spare     [][]*account
-	// testJournalLimit replaces journalLimit when set (tests).
-	testJournalLimit int
+	// testJournal replaces journalMin and journalLimit when set (tests).
+	testJournal struct{ min, limit int }
+	// ids are the accounts' ids by number (ids[n-1]: account n), for
+	// reading stored transfers (disk.go): bounded by the accounts.
+	// Guarded by idsMu: queries read transfers while apply numbers.
+	idsMu sync.RWMutex
+	ids   []ID
 
 	// The overlay (overlay.go): what the entry etx changed among the
 	// transfers; bounded by an entry's size, reset by the next entry.
@@ -206,6 +214,10 @@ type Ledger struct {
 	first    uint32
 	restated []uint32
 	scratch  record // a transfer read from the store, until the next find
+	// absent is a transfer id the store does not hold, as found in the
+	// batch absentIn (notStored): one id, not asked for twice.
+	absent   ID
+	absentIn *store.Tx
 	dirty    []*account
 	gen      uint64 // the call; an account or a record marked with it is in dirty or restated
 	buf      []byte // scratch: a record to write
@@ -226,10 +238,13 @@ type account struct {
 	Account
 	gen uint64
 	// chunk is the newest journal chunk holding it (0: none, it is as
-	// acct/ holds it).
-	chunk uint64
+	// acct/ holds it); base is the chunk holding its whole record (0:
+	// acct/ does), the others hold its balances.
+	chunk, base uint64
 	// written: the store holds it (under acct/ or in the journal).
 	written bool
+	// num is its number (0 until written; journal.go).
+	num uint32
 	// gone: created by a chain that failed; flush skips it.
 	gone bool
 }
@@ -261,11 +276,23 @@ func (l *Ledger) Transfer(r Reader, id ID) (Transfer, bool) {
 	}
 	v, ok := r.Get(transferKey(id))
 	if !ok {
+		l.notStored(r, id)
 		return Transfer{}, false
 	}
 	var rec record
-	decodeStoredTransfer(v, &rec)
+	l.readTransfer(id, v, &rec)
 	return rec.transfer(), true
+}
+
+// notStored remembers that the store does not hold transfer id, when r is
+// an entry's batch: apply code asks whether a payment's id is taken just
+// before the call that makes the payment asks again, and what the store
+// holds does not change until the entry is committed (what the ledger
+// writes meanwhile is in the overlay, which find asks first).
+func (l *Ledger) notStored(r Reader, id ID) {
+	if tx, ok := r.(*store.Tx); ok {
+		l.absent, l.absentIn = id, tx
+	}
 }
 
 // PendingStateOf returns where a pending transfer stands, as r holds it.
@@ -277,6 +304,7 @@ func (l *Ledger) PendingStateOf(r Reader, id ID) (PendingState, bool) {
 	} else {
 		v, ok := r.Get(transferKey(id))
 		if !ok {
+			l.notStored(r, id)
 			return 0, false
 		}
 		flags, st = storedPendingState(v)
@@ -418,11 +446,14 @@ func (l *Ledger) find(id ID) *record {
 	if i, ok := l.index.get(id); ok {
 		return l.cur.at(i)
 	}
+	if l.absentIn == l.tx && l.absent == id {
+		return nil
+	}
 	v, ok := l.tx.Get(transferKey(id))
 	if !ok {
 		return nil
 	}
-	decodeStoredTransfer(v, &l.scratch)
+	l.readTransfer(id, v, &l.scratch)
 	l.scratch.written, l.scratch.writtenState = true, l.scratch.state
 	return &l.scratch
 }
@@ -649,6 +680,7 @@ func (l *Ledger) transfer(t *Transfer, u *undo) string {
 	l.mark(cr)
 	rec := recordOf(t)
 	rec.Timestamp = l.now
+	rec.dnum, rec.cnum = dr.num, cr.num
 	if phase == Pending {
 		rec.state = StatePending
 		dr.DebitsPending += t.Amount
@@ -738,6 +770,7 @@ func (l *Ledger) resolve(t Transfer, u *undo) string {
 	t.DebitAccountID, t.CreditAccountID, t.Currency, t.Amount = pt.DebitAccountID, pt.CreditAccountID, currencyName(pt.currency), amount
 	rec := recordOf(&t)
 	rec.Timestamp = l.now
+	rec.dnum, rec.cnum = pt.dnum, pt.cnum
 	l.put(&rec, u) // may move no record: pt stays valid
 	return OK
 }

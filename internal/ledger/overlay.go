@@ -22,10 +22,12 @@ type record struct {
 	ID, DebitAccountID, CreditAccountID, PendingID ID
 	Amount                                         uint64
 	Timestamp                                      int64
-	Timeout                                        uint32
-	Code                                           uint16
-	Flags                                          TransferFlags
-	currency                                       [3]byte
+	// dnum and cnum are the numbers of the debit and credit accounts.
+	dnum, cnum uint32
+	Timeout    uint32
+	Code       uint16
+	Flags      TransferFlags
+	currency   [3]byte
 	// state is a pending transfer's state (0 for the others).
 	state PendingState
 	// written: the store holds it (committed, or in the entry's batch)

@@ -6,13 +6,16 @@ import (
 )
 
 // Pay's layout in the LEDGER stream's space, next to the ledger's own
-// families (acct/, xfer/, expiry/, ledger: see ledger/keys.go). Users and
-// merchants are identity's ids or service names, which hold no "/".
+// families (acct/, journal/, xfer/, expiry/, ledger: see ledger/keys.go).
+// Users and merchants are identity's ids or service names, which hold no
+// "/".
 // <id> is a ledger ID's 16 raw bytes; <n> is store.Seq.
 //
 //	wallet/<user>/<currency>        the user has a wallet in currency; empty. Balances lists them.
 //	stmt/<user>/<n>                 the user's statement line n (Entry, JSON), from 0: n is
 //	                                the paging index Statement answers with.
+//	lines/<log prefix>              how many lines the log under the prefix (stmt/<user>/,
+//	                                mlog/<merchant>/) holds (8 bytes): the next line's n.
 //	spent/<user>/<currency>/<day>   what the user sent that UTC day (8 bytes), for the limits.
 //	hold/<id>                       a hold (Hold, JSON): its payer, payee and what became of it.
 //	envelope/<id>                   a red envelope (envelopeRecord, JSON).
@@ -28,7 +31,17 @@ import (
 //	mlog/<merchant>/<n>             the merchant's statement line n (Entry, JSON).
 //	bankop/<id>                     an open bank operation (BankOp, JSON); loaded into
 //	                                State.bankOps.
+
+// The families apply reads for every payment, through the State's overlay.
+const (
+	walletFamily = "wallet/"
+	spentFamily  = "spent/"
+	linesFamily  = "lines/"
+)
+
 func walletKey(user, currency string) string { return store.Key("wallet", user, currency) }
+
+func linesKey(logPrefix string) string { return linesFamily + logPrefix }
 
 func walletPrefix(user string) string { return store.Key("wallet", user, "") }
 

@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -128,12 +129,27 @@ type State struct {
 	// applying is the entry whose commands were last applied, announced the
 	// last whose commit was announced: Inspect waits until they agree.
 	applying, announced uint64
+	// overlay is the entry being applied as apply reads and writes the
+	// records every payment reads (wallets, what a user spent today, the
+	// logs' lengths: cachedKey): every write of those goes through it.
+	// Bounded: the entry's writes, and recentSize records.
+	overlay *store.Overlay
 }
 
 // NewState returns a state kept in space (the LEDGER stream's); load fills
 // its in-memory parts from what space holds.
 func NewState(space *store.Space) *State {
-	return &State{space: space, l: ledger.New(space), bankOps: map[ledger.ID]*BankOp{}}
+	return &State{space: space, l: ledger.New(space), bankOps: map[ledger.ID]*BankOp{},
+		overlay: store.NewOverlay(space, recentSize, cachedKey)}
+}
+
+// recentSize bounds the overlay's cache: the records of the last few
+// thousand payers and payees.
+const recentSize = 8192
+
+// cachedKey says which records the overlay keeps.
+func cachedKey(key string) bool {
+	return strings.HasPrefix(key, walletFamily) || strings.HasPrefix(key, spentFamily) || strings.HasPrefix(key, linesFamily)
 }
 
 // load fills what the state keeps in memory from the store: the ledger's
@@ -141,6 +157,7 @@ func NewState(space *store.Space) *State {
 func (s *State) load() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.overlay = store.NewOverlay(s.space, recentSize, cachedKey) // nothing cached from before
 	s.l.Load()
 	s.open = nil
 	s.space.Scan(openEnvelopePrefix, "", false, func(k string, v []byte) bool {
@@ -220,7 +237,7 @@ func (s *State) withinLimits(user, currency string, amount uint64, at time.Time)
 		return spend{}, &apperr.Error{Code: LimitExceeded, Field: "amount", Message: fmt.Sprintf("at most %d per payment", PerTransferLimit)}
 	}
 	sp := spend{key: spentKey(user, currency, at.UTC().Format("2006-01-02")), amount: amount}
-	if v, ok := s.tx().Get(sp.key); ok && len(v) == 8 {
+	if v, ok := s.overlay.Get(sp.key); ok && len(v) == 8 {
 		sp.before = binary.BigEndian.Uint64(v)
 	}
 	if sp.before+amount > PerDayLimit {
@@ -231,22 +248,31 @@ func (s *State) withinLimits(user, currency string, amount uint64, at time.Time)
 
 // book adds a payment withinLimits let through to its sender's day.
 func (s *State) book(sp spend) {
-	s.tx().Set(sp.key, binary.BigEndian.AppendUint64(nil, sp.before+sp.amount))
+	s.overlay.Set(sp.key, binary.BigEndian.AppendUint64(nil, sp.before+sp.amount))
 }
 
 // record adds a line to user's statement.
 func (s *State) record(user string, e Entry) { s.appendLine(statementPrefix(user), e) }
 
 // appendLine writes v, as JSON, as the next line of the log under prefix
-// (a statement): lines are numbered from 0 with no gap.
+// (a statement): lines are numbered from 0 with no gap. The log's length
+// is a record of its own (linesKey), read through the overlay: a payment
+// writes two lines, and the users who pay are mostly the ones who just
+// did. Apply never reads a line back.
 func (s *State) appendLine(prefix string, v any) {
-	tx := s.tx()
 	var next uint64
-	tx.Scan(prefix, "", true, func(k string, _ []byte) bool {
-		next = store.ParseSeq(k[len(prefix):]) + 1
-		return false
-	})
-	tx.SetJSON(prefix+store.Seq(next), v)
+	if n, ok := s.overlay.Get(linesKey(prefix)); ok {
+		if len(n) != 8 {
+			s.overlay.Fail("lines of "+prefix, fmt.Errorf("%d bytes", len(n)))
+		}
+		next = binary.BigEndian.Uint64(n)
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		panic("pay: encode a line: " + err.Error()) // only our own types
+	}
+	s.overlay.SetIndex(prefix+store.Seq(next), raw)
+	s.overlay.Set(linesKey(prefix), binary.BigEndian.AppendUint64(nil, next+1))
 }
 
 const (
@@ -505,13 +531,12 @@ func (s *State) HoldOf(id ledger.ID, user string) (Hold, bool) {
 }
 
 func (s *State) ensureWallet(now int64, user, currency string) {
-	tx := s.tx()
 	key := walletKey(user, currency)
-	if tx.Has(key) {
+	if s.overlay.Has(key) {
 		return
 	}
 	s.l.CreateAccounts(now, []ledger.Account{{ID: WalletID(user, currency), Currency: currency, Code: CodeWallet, Flags: ledger.DebitsMustNotExceedCredits}})
-	tx.Set(key, nil)
+	s.overlay.Set(key, nil)
 }
 
 func (s *State) ensureSettlement(now int64, currency string) {

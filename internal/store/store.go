@@ -47,7 +47,7 @@ import (
 
 // FormatVersion is the layout this binary writes. A store written by
 // another version is rebuilt, never read.
-const FormatVersion = 1
+const FormatVersion = 2
 
 // DefaultCacheSize is the block cache when none is configured.
 const DefaultCacheSize = 256 << 20
