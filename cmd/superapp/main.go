@@ -96,7 +96,7 @@ func serve(args []string) error {
 	fs.IntVar(&ec.Replicas, "replicas", 0, "stream replicas (0: 3 with --peers or --nats-url, else 1)")
 	fs.StringVar(&cfg.OpsToken, "ops-token", "", "bearer token for /metrics and /readyz details (default: loopback callers only)")
 	fs.StringVar(&cacheSize, "cache-size", "256MiB", "memory for the state store's block cache, e.g. 256MiB or 1GiB")
-	fs.DurationVar(&ec.LogRetention, "log-retention", 0, "trim stream entries older than this, e.g. 720h (0: keep everything); DCs rebuild from checkpoints")
+	fs.DurationVar(&ec.LogRetention, "log-retention", 0, "drop stream entries older than this once a checkpoint holds them, e.g. 720h (0: keep everything); DCs rebuild from checkpoints")
 	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", node.DefaultCheckpointInterval, "how often this DC writes a checkpoint of its state store (at most a quarter of --log-retention)")
 	debug := fs.String("debug-listen", "", "serve Go's pprof profiles on this address (keep it on loopback)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

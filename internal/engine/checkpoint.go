@@ -45,7 +45,7 @@ func (e *Engine) PutCheckpoint(ctx context.Context, info CheckpointInfo, r io.Re
 		},
 		Opts: &jetstream.ObjectMetaOptions{ChunkSize: 1 << 20},
 	}
-	oi, err := o.Put(ctx, meta, r)
+	oi, err := o.Put(ctx, meta, fullReader{r})
 	if err != nil {
 		return info, fmt.Errorf("put checkpoint: %w", err)
 	}
@@ -128,4 +128,74 @@ func (e *Engine) LeadsCheckpoints(ctx context.Context) bool {
 		return false
 	}
 	return info.Cluster == nil || info.Cluster.Leader == "" && e.replicas == 1 || info.Cluster.Leader == e.cfg.DC
+}
+
+// fullReader fills every Read: the object store makes one chunk of each
+// Read, and a pipe's short reads would make thousands of tiny chunks (and
+// stall the store's async publisher).
+type fullReader struct{ r io.Reader }
+
+func (f fullReader) Read(p []byte) (int, error) {
+	n, err := io.ReadFull(f.r, p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// Trim removes from each feature stream the entries that are both older
+// than retention and held by a stored checkpoint (at or below its
+// position): a DC rebuilt from that checkpoint needs only the entries
+// after it, and no entry leaves the log before some checkpoint holds it.
+// It returns how many entries each stream dropped.
+func (e *Engine) Trim(ctx context.Context, positions map[string]uint64, retention time.Duration) (map[string]uint64, error) {
+	cutoff := time.Now().Add(-retention)
+	out := map[string]uint64{}
+	for _, spec := range Streams {
+		s, err := e.stream(ctx, spec.Name)
+		if err != nil {
+			return out, err
+		}
+		keepFrom := positions[spec.Name] + 1 // the first entry the checkpoint does not hold
+		young, found, err := e.firstSince(ctx, spec.Name, cutoff)
+		if err != nil {
+			return out, fmt.Errorf("trim %s: %w", spec.Name, err)
+		}
+		if found {
+			keepFrom = min(keepFrom, young)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return out, err
+		}
+		if info.State.Msgs == 0 || keepFrom <= info.State.FirstSeq {
+			continue
+		}
+		if err := s.Purge(ctx, jetstream.WithPurgeSequence(keepFrom)); err != nil {
+			return out, fmt.Errorf("trim %s below %d: %w", spec.Name, keepFrom, err)
+		}
+		out[spec.Name] = keepFrom - info.State.FirstSeq
+	}
+	return out, nil
+}
+
+// firstSince is the sequence of the stream's first entry stored at or
+// after t (found false: every entry is older).
+func (e *Engine) firstSince(ctx context.Context, stream string, t time.Time) (seq uint64, found bool, err error) {
+	req := fmt.Sprintf(`{"start_time":%q}`, t.UTC().Format(time.RFC3339Nano))
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	msg, err := e.nc.RequestWithContext(rctx, "$JS.API.DIRECT.GET."+stream, []byte(req))
+	if err != nil {
+		return 0, false, err
+	}
+	switch status := msg.Header.Get("Status"); status {
+	case "":
+	case "404":
+		return 0, false, nil
+	default:
+		return 0, false, fmt.Errorf("direct get: %s %s", status, msg.Header.Get("Description"))
+	}
+	seq, err = strconv.ParseUint(msg.Header.Get("Nats-Sequence"), 10, 64)
+	return seq, err == nil, err
 }

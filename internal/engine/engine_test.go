@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -245,5 +246,54 @@ func TestExternalNATS(t *testing.T) {
 	}
 	if _, err := Open(Config{DC: "dc2", NATSURL: "nats://" + ext.NATSAddr(), ClusterSecret: "wrong", Logger: quiet()}); err == nil {
 		t.Fatal("connected to external nats with a wrong secret")
+	}
+}
+
+// TestTrimKeepsWhatNoCheckpointHolds: entries leave the log only when they
+// are older than the retention and at or below a checkpoint's position.
+func TestTrimKeepsWhatNoCheckpointHolds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e := open(t, Config{DC: "dc1", ClusterSecret: "s", LogRetention: time.Hour})
+	if err := e.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if _, err := e.Append(ctx, "chat.test", fmt.Sprint("m", i), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := func() uint64 {
+		fs, err := e.FirstSeqs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fs["CHAT"]
+	}
+	// Young entries stay, whatever the checkpoint holds.
+	if _, err := e.Trim(ctx, map[string]uint64{"CHAT": 10}, time.Hour); err != nil || first() != 1 {
+		t.Fatalf("young entries trimmed: first %d, %v", first(), err)
+	}
+	// Old entries go only as far as the checkpoint holds them.
+	time.Sleep(20 * time.Millisecond)
+	dropped, err := e.Trim(ctx, map[string]uint64{"CHAT": 4}, time.Millisecond)
+	if err != nil || first() != 5 || dropped["CHAT"] != 4 {
+		t.Fatalf("trim to the checkpoint: first %d, dropped %v, %v", first(), dropped, err)
+	}
+	// A stream no checkpoint holds anything of keeps everything.
+	if _, err := e.Trim(ctx, map[string]uint64{}, time.Millisecond); err != nil || first() != 5 {
+		t.Fatalf("trimmed without a checkpoint: first %d, %v", first(), err)
+	}
+	// Without a retention the streams refuse purges altogether.
+	e2 := open(t, Config{DC: "dc1", ClusterSecret: "s"})
+	if err := e2.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e2.Append(ctx, "chat.test", "a", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if _, err := e2.Trim(ctx, map[string]uint64{"CHAT": 1}, time.Millisecond); err == nil {
+		t.Fatal("a stream kept forever accepted a purge")
 	}
 }

@@ -52,26 +52,22 @@ func (s ObjectStoreSpec) config(replicas int) jetstream.ObjectStoreConfig {
 	return jetstream.ObjectStoreConfig{Bucket: s.Bucket, Storage: jetstream.FileStorage, Replicas: replicas, MaxBytes: s.MaxBytes}
 }
 
-// config is the stream's configuration. A retention above zero trims
-// entries older than it (the log then needs checkpoints to rebuild a DC);
-// JetStream's dedupe window may not be longer than what the stream keeps.
+// config is the stream's configuration. With a retention the stream
+// accepts purges: Trim removes entries older than the retention that a
+// stored checkpoint holds (never by age alone, which would drop entries no
+// DC has applied yet). Without one, nothing may ever remove an entry.
 func (s StreamSpec) config(replicas int, retention time.Duration) jetstream.StreamConfig {
-	dup := s.Duplicates
-	if retention > 0 && dup > retention {
-		dup = retention
-	}
 	return jetstream.StreamConfig{
-		MaxAge:      retention,
 		Name:        s.Name,
 		Subjects:    s.Subjects,
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 		MaxMsgSize:  s.MaxMsgSize,
-		Duplicates:  dup,
+		Duplicates:  s.Duplicates,
 		Discard:     jetstream.DiscardNew,
 		AllowDirect: true,
 		DenyDelete:  true,
-		DenyPurge:   true,
+		DenyPurge:   retention == 0,
 	}
 }

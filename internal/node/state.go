@@ -161,6 +161,15 @@ func (n *Node) Checkpoint(ctx context.Context) (engine.CheckpointInfo, error) {
 		return info, err
 	}
 	n.log.Info("checkpoint written", "bytes", info.Size, "positions", info.Positions, "took", time.Since(start).Round(time.Millisecond))
+	if r := n.cfg.Engine.LogRetention; r > 0 {
+		// Only now may the log drop what the checkpoint holds.
+		trimmed, err := n.eng.Trim(ctx, info.Positions, r)
+		if err != nil {
+			n.log.Warn("trim the streams", "err", err)
+		} else if len(trimmed) > 0 {
+			n.log.Info("streams trimmed to the retention", "dropped", trimmed)
+		}
+	}
 	return info, nil
 }
 
