@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
 
 	"superapp/internal/cmdlog"
 )
@@ -43,9 +44,9 @@ func (e *Engine) PutCheckpoint(ctx context.Context, info CheckpointInfo, r io.Re
 			"format":    strconv.Itoa(info.Format),
 			"created":   info.Created.UTC().Format(time.RFC3339Nano),
 		},
-		Opts: &jetstream.ObjectMetaOptions{ChunkSize: 1 << 20},
+		Opts: &jetstream.ObjectMetaOptions{ChunkSize: checkpointChunk},
 	}
-	oi, err := o.Put(ctx, meta, fullReader{r})
+	oi, err := o.Put(ctx, meta, &pacedReader{ctx: ctx, r: r, lim: rate.NewLimiter(checkpointRate, checkpointChunk)})
 	if err != nil {
 		return info, fmt.Errorf("put checkpoint: %w", err)
 	}
@@ -130,15 +131,37 @@ func (e *Engine) LeadsCheckpoints(ctx context.Context) bool {
 	return info.Cluster == nil || info.Cluster.Leader == "" && e.replicas == 1 || info.Cluster.Leader == e.cfg.DC
 }
 
-// fullReader fills every Read: the object store makes one chunk of each
-// Read, and a pipe's short reads would make thousands of tiny chunks (and
-// stall the store's async publisher).
-type fullReader struct{ r io.Reader }
+const (
+	checkpointChunk = 1 << 20
+	// checkpointRate bounds a checkpoint's upload (bytes/s). The object
+	// store publishes chunks without waiting for their acknowledgement
+	// (thousands may be in flight): paced, what is in flight stays near
+	// the rate times the commit latency, and the upload never starves the
+	// features' own writes.
+	checkpointRate = 64 << 20
+)
 
-func (f fullReader) Read(p []byte) (int, error) {
-	n, err := io.ReadFull(f.r, p)
+// pacedReader fills every Read (the object store makes one chunk of each
+// Read, and a pipe's short reads would make thousands of tiny chunks) and
+// paces them.
+type pacedReader struct {
+	ctx context.Context
+	r   io.Reader
+	lim *rate.Limiter
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	if len(b) > checkpointChunk {
+		b = b[:checkpointChunk]
+	}
+	n, err := io.ReadFull(p.r, b)
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		err = io.EOF
+	}
+	if n > 0 {
+		if werr := p.lim.WaitN(p.ctx, n); werr != nil {
+			return 0, werr
+		}
 	}
 	return n, err
 }
