@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,12 +50,19 @@ func verifyTables(dir string, opts *pebble.Options) (int, error) {
 			continue
 		}
 		info, err := e.Info()
+		if errors.Is(err, os.ErrNotExist) {
+			continue // deleted by a compaction since the listing: obsolete
+		}
 		if err != nil {
 			return read, err
 		}
 		st := tableStamp{Size: info.Size(), ModTime: info.ModTime().UnixNano()}
 		if known[e.Name()] != st {
-			if err := verifyTable(filepath.Join(dir, e.Name()), opts); err != nil {
+			err := verifyTable(filepath.Join(dir, e.Name()), opts)
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err != nil {
 				return read, fmt.Errorf("table %s: %w", e.Name(), err)
 			}
 			read++
