@@ -13,6 +13,7 @@ import (
 
 	"superapp/client"
 	"superapp/internal/dctest"
+	"superapp/internal/store/storetest"
 )
 
 // TestStateOutlivesItsHistory runs three DCs whose streams keep only ten
@@ -118,7 +119,7 @@ func TestStateOutlivesItsHistory(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	c.Kill(victim)
-	corrupt(t, filepath.Join(c.DC(victim).DataDir, "state"))
+	t.Logf("corrupted 256 bytes of %s", storetest.Corrupt(t, filepath.Join(c.DC(victim).DataDir, "state")))
 	mark = sinceStart()
 	c.Restart(victim)
 	c.WaitReady(victim, 2*time.Minute)
@@ -212,47 +213,6 @@ func TestStateOutlivesItsHistory(t *testing.T) {
 			t.Errorf("user %d on %s: wallet %+v, want %d", i, victim, w, want)
 		}
 	}
-}
-
-// corrupt flips bytes in the middle of the largest table of a store (its
-// manifest when it has no table yet).
-func corrupt(t *testing.T, dir string) {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	best, size := "", int64(0)
-	for _, e := range entries {
-		info, err := e.Info()
-		if err == nil && strings.HasSuffix(e.Name(), ".sst") && info.Size() > size {
-			best, size = filepath.Join(dir, e.Name()), info.Size()
-		}
-	}
-	if best == "" {
-		// No table yet: everything is in the log and the manifest. A
-		// damaged log tail reads as a write the crash cut short (the store
-		// is then whole, only older); a damaged manifest cannot be read.
-		for _, e := range entries {
-			if info, err := e.Info(); err == nil && strings.HasPrefix(e.Name(), "MANIFEST-") && info.Size() > size {
-				best, size = filepath.Join(dir, e.Name()), info.Size()
-			}
-		}
-	}
-	if best == "" {
-		t.Fatalf("no table or manifest in %s", dir)
-	}
-	b, err := os.ReadFile(best)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := len(b) / 2; i < len(b)/2+256 && i < len(b); i++ {
-		b[i] ^= 0x5a
-	}
-	if err := os.WriteFile(best, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("corrupted 256 bytes of %s (%d bytes)", filepath.Base(best), size)
 }
 
 func opsCheckpoint(ctx context.Context, c *dctest.Cluster, dc string) (string, error) {

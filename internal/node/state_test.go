@@ -16,6 +16,7 @@ import (
 	"superapp/client"
 	"superapp/internal/engine"
 	"superapp/internal/node"
+	"superapp/internal/store/storetest"
 )
 
 // logBuffer collects a node's log lines.
@@ -157,7 +158,7 @@ func TestRestartResumesFromTheStore(t *testing.T) {
 	stop()
 
 	// Corrupted: rebuilt from the checkpoint and the log after it.
-	corruptStore(t, filepath.Join(dir, "state"))
+	storetest.Corrupt(t, filepath.Join(dir, "state"))
 	n, logs, stop = run(t, dir)
 	for _, want := range []string{"rebuilding the state store", "state store loaded from a checkpoint"} {
 		if !strings.Contains(logs.String(), want) {
@@ -182,41 +183,4 @@ func TestRestartResumesFromTheStore(t *testing.T) {
 		t.Fatalf("wiped store: not loaded from the checkpoint:\n%s", logs)
 	}
 	check(n, "wiped")
-}
-
-// corruptStore flips bytes in the middle of the largest table of a store
-// (its manifest when it has no table yet).
-func corruptStore(t *testing.T, dir string) {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	best, size := "", int64(0)
-	for _, e := range entries {
-		info, err := e.Info()
-		if err == nil && strings.HasSuffix(e.Name(), ".sst") && info.Size() > size {
-			best, size = filepath.Join(dir, e.Name()), info.Size()
-		}
-	}
-	if best == "" {
-		// No table yet: everything is in the log and the manifest. A
-		// damaged log tail reads as a write the crash cut short (the store
-		// is then whole, only older); a damaged manifest cannot be read.
-		for _, e := range entries {
-			if info, err := e.Info(); err == nil && strings.HasPrefix(e.Name(), "MANIFEST-") && info.Size() > size {
-				best, size = filepath.Join(dir, e.Name()), info.Size()
-			}
-		}
-	}
-	if best == "" {
-		t.Fatalf("no table or manifest in %s", dir)
-	}
-	b, _ := os.ReadFile(best)
-	for i := len(b) / 2; i < len(b)/2+128 && i < len(b); i++ {
-		b[i] ^= 0x5a
-	}
-	if err := os.WriteFile(best, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
