@@ -82,9 +82,6 @@ type Machine struct {
 	// load fills what the feature keeps in memory from the store, once it
 	// is restored and before the first entry is applied.
 	load func()
-	// volatile: the feature keeps its state in memory only, so its space
-	// is dropped at start and the stream applied from its first entry.
-	volatile bool
 
 	// applying serializes Apply: one entry's batch at a time.
 	applying sync.Mutex
@@ -118,16 +115,8 @@ func (m *Machine) Space() *store.Space { return m.space }
 // from the store when the machine is restored.
 func (m *Machine) SetLoader(load func()) { m.load = load }
 
-// SetVolatile marks a feature whose state is not (yet) kept in the store:
-// it is rebuilt from the stream's first entry at every start.
-func (m *Machine) SetVolatile() { m.volatile = true }
-
-// Volatile reports whether the machine replays its stream from the start.
-func (m *Machine) Volatile() bool { return m.volatile }
-
-// Restore sets the machine to the position its store holds (dropping a
-// volatile machine's space instead) and loads the feature's in-memory
-// state. Call it once, before the first Apply.
+// Restore sets the machine to the position its store holds and loads the
+// feature's in-memory state. Call it once, before the first Apply.
 func (m *Machine) Restore() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -138,11 +127,6 @@ func (m *Machine) Restore() (err error) {
 			err = f
 		}
 	}()
-	if m.volatile {
-		if err := m.space.Drop(); err != nil {
-			return fmt.Errorf("%s: drop volatile state: %w", m.name, err)
-		}
-	}
 	p := m.space.Position()
 	m.mu.Lock()
 	m.applied, m.digest = p.Seq, p.Digest

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,16 +84,8 @@ func (e *Engine) Checkpoints(ctx context.Context) ([]CheckpointInfo, error) {
 		ci.Created, _ = time.Parse(time.RFC3339Nano, oi.Metadata["created"])
 		out = append(out, ci)
 	}
-	sortNewestFirst(out)
+	slices.SortFunc(out, func(a, b CheckpointInfo) int { return b.Created.Compare(a.Created) })
 	return out, nil
-}
-
-func sortNewestFirst(cs []CheckpointInfo) {
-	for i := 1; i < len(cs); i++ {
-		for j := i; j > 0 && cs[j].Created.After(cs[j-1].Created); j-- {
-			cs[j], cs[j-1] = cs[j-1], cs[j]
-		}
-	}
 }
 
 // GetCheckpoint opens the checkpoint of dc.

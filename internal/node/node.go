@@ -418,7 +418,7 @@ func (n *Node) start(ctx context.Context) error {
 		if err := m.Restore(); err != nil {
 			return fmt.Errorf("restore %s: %w", m.Name(), err)
 		}
-		if !m.Volatile() && m.Applied() > 0 {
+		if m.Applied() > 0 {
 			n.log.Info("read model restored from the state store", "stream", m.Name(), "applied", m.Applied())
 		}
 	}

@@ -70,9 +70,6 @@ func (n *Node) tryRestore(ctx context.Context) error {
 	var behind []string
 	for _, m := range n.machines {
 		pos := m.Space().Position().Seq
-		if m.Volatile() {
-			pos = 0 // replayed from the first entry
-		}
 		if pos > 0 {
 			empty = false
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -52,20 +53,6 @@ func (c *Checkpoint) Write(w io.Writer) error { return tarDir(c.dir, w) }
 // Close removes the checkpoint's files.
 func (c *Checkpoint) Close() error { return os.RemoveAll(c.dir) }
 
-// WriteCheckpoint writes a consistent checkpoint of the store to w and
-// returns the position of every stream it holds.
-func (db *DB) WriteCheckpoint(w io.Writer) (map[string]uint64, error) {
-	c, err := db.Checkpoint()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	if err := c.Write(w); err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
-	}
-	return c.Positions, nil
-}
-
 // readPositions opens the store in dir (read-only) and reads every
 // stream's position and the format version.
 func readPositions(dir string) (map[string]uint64, error) {
@@ -99,19 +86,11 @@ func readPositions(dir string) (map[string]uint64, error) {
 		stream := string(k[:i])
 		pk := []byte(stream + "/" + posKey)
 		if it.SeekGE(pk) && bytes.Equal(it.Key(), pk) && len(it.Value()) == 40 {
-			out[stream] = uint64FromBytes(it.Value())
+			out[stream] = binary.BigEndian.Uint64(it.Value())
 		}
 		ok = it.SeekGE(prefixEnd([]byte(stream + "/")))
 	}
 	return out, it.Error()
-}
-
-func uint64FromBytes(b []byte) uint64 {
-	var n uint64
-	for _, c := range b[:8] {
-		n = n<<8 | uint64(c)
-	}
-	return n
 }
 
 func tarDir(dir string, w io.Writer) error {

@@ -278,9 +278,6 @@ func (db *DB) Space(stream string) *Space {
 	return &Space{db: db, prefix: []byte(stream + "/")}
 }
 
-// DB is the store the space belongs to.
-func (s *Space) DB() *DB { return s.db }
-
 func (s *Space) key(k string) []byte {
 	b := make([]byte, 0, len(s.prefix)+len(k))
 	return append(append(b, s.prefix...), k...)
@@ -400,14 +397,6 @@ func prefixEnd(p []byte) []byte {
 		}
 	}
 	return nil
-}
-
-// Drop deletes every key of the space. Only a node that has not applied
-// the stream yet may call it.
-func (s *Space) Drop() error {
-	s.db.mu.RLock()
-	defer s.db.mu.RUnlock()
-	return s.db.p.DeleteRange(s.prefix, prefixEnd(s.prefix), pebble.NoSync)
 }
 
 // quietLogger sends Pebble's chatter to debug and its errors to error.

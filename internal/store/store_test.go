@@ -215,10 +215,15 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	fill(t, src, "CHAT", 300)
 	fill(t, src, "LEDGER", 7)
 	var buf bytes.Buffer
-	pos, err := src.WriteCheckpoint(&buf)
+	cp, err := src.Checkpoint()
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer cp.Close()
+	if err := cp.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	pos := cp.Positions
 	if pos["CHAT"] != 300 || pos["LEDGER"] != 7 || len(pos) != 2 {
 		t.Fatalf("checkpoint positions: %v", pos)
 	}

@@ -42,9 +42,6 @@ func (s *Space) Tx() *Tx {
 	return s.tx
 }
 
-// InTx reports whether an entry is being applied.
-func (s *Space) InTx() bool { return s.tx != nil }
-
 // Commit writes the batch atomically, without fsync: the log is the truth.
 func (tx *Tx) Commit() {
 	tx.s.tx = nil
