@@ -168,31 +168,50 @@ func (e *Engine) Trim(ctx context.Context, positions map[string]uint64, retentio
 	cutoff := time.Now().Add(-retention)
 	out := map[string]uint64{}
 	for _, spec := range Streams {
-		s, err := e.stream(ctx, spec.Name)
-		if err != nil {
-			return out, err
-		}
-		keepFrom := positions[spec.Name] + 1 // the first entry the checkpoint does not hold
-		young, found, err := e.firstSince(ctx, spec.Name, cutoff)
+		dropped, err := e.trimStream(ctx, spec.Name, positions[spec.Name], cutoff)
 		if err != nil {
 			return out, fmt.Errorf("trim %s: %w", spec.Name, err)
 		}
-		if found {
-			keepFrom = min(keepFrom, young)
+		if dropped > 0 {
+			out[spec.Name] = dropped
 		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return out, err
-		}
-		if info.State.Msgs == 0 || keepFrom <= info.State.FirstSeq {
-			continue
-		}
-		if err := s.Purge(ctx, jetstream.WithPurgeSequence(keepFrom)); err != nil {
-			return out, fmt.Errorf("trim %s below %d: %w", spec.Name, keepFrom, err)
-		}
-		out[spec.Name] = keepFrom - info.State.FirstSeq
 	}
 	return out, nil
+}
+
+// trimAttempt bounds each stream's trim: a JetStream API request whose
+// answer is lost (its stream leader moved while it was on the way) is
+// otherwise waited on for as long as the caller's context lasts.
+const trimAttempt = 10 * time.Second
+
+// trimStream purges one stream below the first entry that is younger
+// than cutoff or not held by the checkpoint at position.
+func (e *Engine) trimStream(ctx context.Context, stream string, position uint64, cutoff time.Time) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, trimAttempt)
+	defer cancel()
+	keepFrom := position + 1 // the first entry the checkpoint does not hold
+	young, found, err := e.firstSince(ctx, stream, cutoff)
+	if err != nil {
+		return 0, err
+	}
+	if found {
+		keepFrom = min(keepFrom, young)
+	}
+	s, err := e.stream(ctx, stream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if info.State.Msgs == 0 || keepFrom <= info.State.FirstSeq {
+		return 0, nil
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSequence(keepFrom)); err != nil {
+		return 0, fmt.Errorf("below %d: %w", keepFrom, err)
+	}
+	return keepFrom - info.State.FirstSeq, nil
 }
 
 // firstSince is the sequence of the stream's first entry stored at or
