@@ -202,8 +202,7 @@ func (s *State) send(tx *batch, e *cmdlog.Envelope, c sendCmd) (any, *apperr.Err
 	ck := clientKey(conv.ID, e.Actor, c.ID)
 	named := isSendID(e.ID, conv.ID, e.Actor, c.ID)
 	if seq, ok := s.sent(tx, conv, e.Actor, c.ID, ck, named); ok {
-		raw, _ := tx.Get(msgKey(conv.ID, seq))
-		return json.RawMessage(raw), nil // the message as it is now
+		return sentRef{ConversationID: conv.ID, ID: c.ID, Seq: seq, Sender: e.Actor}, nil
 	}
 	if c.ReplyTo > 0 {
 		if c.ReplyTo > conv.Last || c.ReplyTo <= me.From {
@@ -230,7 +229,6 @@ func (s *State) send(tx *batch, e *cmdlog.Envelope, c sendCmd) (any, *apperr.Err
 	conv.Last = m.Seq
 	conv.Counted++ // one more unread for every other member
 	conv.UpdatedAt = e.At
-	// Encoded once: the stored message is also the outcome.
 	raw, jerr := json.Marshal(m)
 	if jerr != nil {
 		panic("chat: encode message: " + jerr.Error()) // only our own types
@@ -249,7 +247,16 @@ func (s *State) send(tx *batch, e *cmdlog.Envelope, c sendCmd) (any, *apperr.Err
 	setReceipt(tx, conv, e.Actor, &receiptRec{Read: m.Seq, Delivered: m.Seq, Base: conv.Counted})
 	s.putConv(tx, conv)
 	s.emit(&Event{Cursor: e.Cursor, Type: EvMessage, ConversationID: conv.ID, Message: m, At: e.At}, r.ids())
-	return json.RawMessage(raw), nil
+	return sentRef{ConversationID: conv.ID, ID: c.ID, Seq: m.Seq, Sender: e.Actor}, nil
+}
+
+// sentRef is a send's outcome: which message it made. The message itself
+// is stored once, under its key; the sender reads it there.
+type sentRef struct {
+	ConversationID string `json:"conversation_id"`
+	ID             string `json:"id"`
+	Seq            uint64 `json:"seq"`
+	Sender         string `json:"sender"`
 }
 
 // sent finds the message sender already sent to conv with client id (ck
@@ -276,12 +283,7 @@ func (s *State) sent(tx *batch, conv *convRec, sender, id, ck string, named bool
 	if !ok || o.Err != nil {
 		return 0, false
 	}
-	var m struct {
-		ConversationID string `json:"conversation_id"`
-		ID             string `json:"id"`
-		Seq            uint64 `json:"seq"`
-		Sender         string `json:"sender"`
-	}
+	var m sentRef // older stores hold the whole message: the same fields
 	if json.Unmarshal(o.Value, &m) != nil || m.ConversationID != conv.ID || m.Sender != sender || m.ID != id || m.Seq == 0 {
 		return 0, false // not a send's outcome: that id named another command
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 
 	"superapp/internal/apperr"
 	"superapp/internal/cmdlog"
@@ -49,7 +48,6 @@ func (s *Service) PostOfficial(ctx context.Context, app, title, user, id, text s
 	if err != nil {
 		return Message{}, res, err
 	}
-	var m Message
-	err = json.Unmarshal(res.Value, &m)
+	m, err := s.sentMessage(res)
 	return m, res, err
 }

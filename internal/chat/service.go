@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"regexp"
 	"slices"
@@ -234,21 +235,22 @@ func (s *Service) Send(ctx context.Context, actor, convID string, in SendInput) 
 			return fail(err)
 		}
 	}
-	if err := s.precheck(convID, actor); err != nil {
+	conv, err := s.memberOf(convID, actor)
+	if err != nil {
 		return fail(err)
 	}
 	w := cmdlog.Write{ID: sendID(convID, actor, in.ID)}
-	if _, replay := s.machine.Outcome(w.ID); !replay {
-		if conv := s.directPeer(convID, actor); conv != "" && s.blocked(actor, conv) {
+	if o, seen := s.machine.Outcome(w.ID); !seen || !o.Final() {
+		if peer := directPeer(conv, actor); peer != "" && s.blocked(actor, peer) {
 			return fail(apperr.New(apperr.Blocked, "a block stands between you and this user"))
 		}
+		w.Unseen = true
 	}
 	res, err := s.sub.Submit(ctx, w, kindSend, actor, sendCmd{ConversationID: convID, ID: in.ID, Text: in.Text, ReplyTo: in.ReplyTo, AttachmentID: in.AttachmentID})
 	if err != nil {
 		return Message{}, res, err
 	}
-	var m Message
-	err = json.Unmarshal(res.Value, &m)
+	m, err := s.sentMessage(res)
 	return m, res, err
 }
 
@@ -272,13 +274,31 @@ func (s *Service) precheck(convID, actor string) error {
 	return checkMember(s.state.space, convID, actor)
 }
 
-// directPeer returns the other member of a one-to-one conversation.
-func (s *Service) directPeer(convID, actor string) string {
+// memberOf reads the conversation actor sends to, if actor is a member:
+// one read for a conversation that is not a group, whose record holds its
+// members. The log checks again when it applies the command.
+func (s *Service) memberOf(convID, actor string) (*convRec, error) {
 	conv, ok := loadConv(s.state.space, convID)
-	if !ok || conv.Kind != Direct {
+	if !ok {
+		return nil, apperr.New(ConversationNotFound, "no such conversation")
+	}
+	member := conv.Members.find(actor) >= 0
+	if conv.Kind == Group {
+		member = isMember(s.state.space, convID, actor)
+	}
+	if !member {
+		return nil, apperr.New(NotMember, "you are not a member of this conversation")
+	}
+	return conv, nil
+}
+
+// directPeer returns the other member of a one-to-one conversation ("" if
+// conv is not one).
+func directPeer(conv *convRec, actor string) string {
+	if conv.Kind != Direct {
 		return ""
 	}
-	for _, u := range loadRoster(s.state.space, conv).ids() {
+	for _, u := range conv.Members.ids() {
 		if u != actor {
 			return u
 		}
@@ -407,7 +427,19 @@ func (s *Service) PostPayment(ctx context.Context, actor, convID, clientID, text
 	if err != nil {
 		return Message{}, res, err
 	}
-	var m Message
-	err = json.Unmarshal(res.Value, &m)
+	m, err := s.sentMessage(res)
 	return m, res, err
+}
+
+// sentMessage reads the message a send's outcome names, as it is now.
+func (s *Service) sentMessage(res cmdlog.Result) (Message, error) {
+	var ref sentRef
+	if err := json.Unmarshal(res.Value, &ref); err != nil {
+		return Message{}, fmt.Errorf("send outcome: %w", err)
+	}
+	var m Message
+	if !s.state.space.GetJSON(msgKey(ref.ConversationID, ref.Seq), &m) {
+		return Message{}, fmt.Errorf("send outcome names message %d of %s, which is not stored", ref.Seq, ref.ConversationID)
+	}
+	return m, nil
 }

@@ -63,6 +63,10 @@ type Outcome struct {
 // the command again could apply it twice). A refusal does not.
 func (o Outcome) final() bool { return o.Err == nil || o.Err.Code == apperr.Internal }
 
+// Final reports whether the outcome uses up its command id: applying the
+// id again does nothing.
+func (o Outcome) Final() bool { return o.final() }
+
 // ApplyFunc applies one command to a feature's state and returns its result
 // or a client error. It must be deterministic. A command it refuses must
 // leave the state as it was (or be safe to apply again): a refused id may
@@ -97,6 +101,36 @@ type Machine struct {
 	// digest chains every applied entry with its outcome: two nodes at the
 	// same position with the same digest applied the same log the same way.
 	digest [sha256.Size]byte
+	// recent holds the outcomes of the last commands applied: the writer
+	// waiting for its own answer, and a retry soon after, read them
+	// without the store.
+	recent recentOutcomes
+}
+
+// recentOutcomes is a ring of the last outcomes committed, by command id;
+// bound: recentCap commands.
+type recentOutcomes struct {
+	ids  []string
+	next int
+	byID map[string]Outcome
+}
+
+// recentCap is a few hundred milliseconds of the busiest stream's
+// commands: long enough for every writer to read its own outcome.
+const recentCap = 4096
+
+func (r *recentOutcomes) put(id string, o Outcome) {
+	if r.byID == nil {
+		r.ids, r.byID = make([]string, recentCap), make(map[string]Outcome, recentCap)
+	}
+	if _, ok := r.byID[id]; !ok {
+		if old := r.ids[r.next]; old != "" {
+			delete(r.byID, old)
+		}
+		r.ids[r.next] = id
+		r.next = (r.next + 1) % recentCap
+	}
+	r.byID[id] = o
 }
 
 // NewMachine returns a machine named after its stream, keeping its state
@@ -190,7 +224,7 @@ func (m *Machine) Apply(seq uint64, data []byte, pending uint64) {
 		// committed: reading those past the batch skips its index.
 		prev, seen := entryOutcomes[env.ID]
 		if !seen {
-			seen = m.space.GetJSON(outcomeKey(env.ID), &prev)
+			prev, seen = m.Outcome(env.ID)
 		}
 		// A refused command had no effect, so it does not use up its id:
 		// the same id may come back, corrected, and be applied.
@@ -224,6 +258,9 @@ func (m *Machine) Apply(seq uint64, data []byte, pending uint64) {
 	tx.Commit()
 	committed = true
 	m.mu.Lock()
+	for id, o := range entryOutcomes {
+		m.recent.put(id, o)
+	}
 	m.digest = digest
 	m.applied = seq
 	m.pending = pending
@@ -327,8 +364,17 @@ const maxPendingWhenReady = 1000
 
 // Outcome returns the outcome recorded for a command id.
 func (m *Machine) Outcome(id string) (Outcome, bool) {
-	var o Outcome
-	ok := m.space.GetJSON(outcomeKey(id), &o)
+	m.mu.Lock()
+	o, ok := m.recent.byID[id]
+	m.mu.Unlock()
+	if ok {
+		if o.Err != nil {
+			e := *o.Err // the caller's own, as one decoded from the store
+			o.Err = &e
+		}
+		return o, true
+	}
+	ok = m.space.GetJSON(outcomeKey(id), &o)
 	return o, ok
 }
 
@@ -394,6 +440,9 @@ type Result struct {
 type Write struct {
 	ID   string
 	Hash string
+	// Unseen says the caller looked up ID's outcome just before and found
+	// none that uses it up: Submit need not look again.
+	Unseen bool
 }
 
 // Submit appends a command and waits until the local node has applied it.
@@ -404,8 +453,10 @@ func (s *Submitter) Submit(ctx context.Context, w Write, kind, actor string, dat
 	if id == "" {
 		id = NewID()
 	}
-	if o, ok := s.Machine.Outcome(id); ok && o.final() {
-		return s.result(o, hash, true)
+	if !w.Unseen {
+		if o, ok := s.Machine.Outcome(id); ok && o.final() {
+			return s.result(o, hash, true)
+		}
 	}
 	raw, err := json.Marshal(data)
 	if err != nil {

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -12,15 +14,33 @@ import (
 // entry and the entry's position, committed together or not at all. Reads
 // through a Tx see its own writes. Only the goroutine applying the stream
 // uses it.
+//
+// A key written several times in one entry (a conversation's record, once
+// per message) reaches the store once, with its last value: the Tx keeps
+// its readable writes in a map, last write wins, and puts them into the
+// batch at Commit. An entry's writes are few next to the memtable they go
+// into, and every version written costs an insert there and a key to
+// compact later.
 type Tx struct {
 	s *Space
-	// b is what is committed; idx indexes the writes the Tx may read
-	// back (every write but the blind ones), so a blind write costs only
-	// an append.
-	b, idx *pebble.Batch
+	// b is what is committed: blind writes as they come, the others at
+	// Commit.
+	b *pebble.Batch
+	// writes are the writes the Tx reads back (every write but the blind
+	// ones), by key within the space; bound: the keys one entry writes.
+	writes map[string]write
+	// idx indexes writes for Scan, built by the first Scan of the entry
+	// and kept current after it (nil until then).
+	idx    *pebble.Batch
 	after  []func()
 	closed bool
 	key    []byte // scratch for building keys
+}
+
+// write is a pending Set (value) or Delete (del).
+type write struct {
+	value []byte
+	del   bool
 }
 
 // Begin starts the batch of the next entry. The space's feature reaches it
@@ -28,7 +48,7 @@ type Tx struct {
 func (s *Space) Begin() *Tx {
 	s.db.mu.RLock()
 	defer s.db.mu.RUnlock()
-	tx := &Tx{s: s, b: s.db.p.NewBatch(), idx: s.db.p.NewIndexedBatch()}
+	tx := &Tx{s: s, b: s.db.p.NewBatch(), writes: map[string]write{}}
 	s.tx = tx
 	return tx
 }
@@ -46,6 +66,26 @@ func (s *Space) Tx() *Tx {
 func (tx *Tx) Commit() {
 	tx.s.tx = nil
 	db := tx.s.db
+	// Keys in order: neighbours in the entry are neighbours in the
+	// memtable, which inserts a key next to the last one cheaply.
+	keys := make([]string, 0, len(tx.writes))
+	for k := range tx.writes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		w := tx.writes[k]
+		var err error
+		if w.del {
+			err = tx.b.Delete(tx.scratchKey(k), nil)
+		} else {
+			err = tx.b.Set(tx.scratchKey(k), w.value, nil)
+		}
+		if err != nil {
+			tx.close()
+			db.fail("write "+k, err)
+		}
+	}
 	db.mu.RLock()
 	err := tx.b.Commit(pebble.NoSync)
 	db.mu.RUnlock()
@@ -73,7 +113,10 @@ func (tx *Tx) close() {
 	if !tx.closed {
 		tx.closed = true
 		_ = tx.b.Close()
-		_ = tx.idx.Close()
+		if tx.idx != nil {
+			_ = tx.idx.Close()
+		}
+		tx.writes = nil
 	}
 }
 
@@ -90,12 +133,12 @@ func (tx *Tx) AfterCommit(fn func()) { tx.after = append(tx.after, fn) }
 
 // Get returns the value of key as of this batch.
 func (tx *Tx) Get(key string) ([]byte, bool) {
+	if w, ok := tx.writes[key]; ok {
+		return bytes.Clone(w.value), !w.del
+	}
 	tx.s.db.mu.RLock()
 	defer tx.s.db.mu.RUnlock()
-	if tx.idx.Empty() {
-		return tx.s.db.get(tx.s.db.p, tx.scratchKey(key))
-	}
-	return tx.s.db.get(tx.idx, tx.scratchKey(key))
+	return tx.s.db.get(tx.s.db.p, tx.scratchKey(key))
 }
 
 // GetJSON decodes the value of key as of this batch into v.
@@ -110,18 +153,24 @@ func (tx *Tx) GetJSON(key string, v any) bool {
 
 // Has reports whether key exists as of this batch.
 func (tx *Tx) Has(key string) bool {
+	if w, ok := tx.writes[key]; ok {
+		return !w.del
+	}
 	_, ok := tx.Get(key)
 	return ok
 }
 
 // Set writes value under key.
 func (tx *Tx) Set(key string, value []byte) {
-	k := tx.scratchKey(key)
-	if err := tx.b.Set(k, value, nil); err != nil {
-		tx.s.db.fail("set "+key, err)
+	value = bytes.Clone(value)
+	if value == nil {
+		value = []byte{}
 	}
-	if err := tx.idx.Set(k, value, nil); err != nil {
-		tx.s.db.fail("set "+key, err)
+	tx.writes[key] = write{value: value}
+	if tx.idx != nil {
+		if err := tx.idx.Set(tx.scratchKey(key), value, nil); err != nil {
+			tx.s.db.fail("set "+key, err)
+		}
 	}
 }
 
@@ -130,6 +179,8 @@ func (tx *Tx) Set(key string, value []byte) {
 // applying the same entry (a feed entry, a record the feature tracks in
 // its own overlay). It costs an append where Set also indexes.
 func (tx *Tx) SetBlind(key string, value []byte) {
+	// A readable write of the key before this one is overtaken by it.
+	delete(tx.writes, key)
 	if err := tx.b.Set(tx.scratchKey(key), value, nil); err != nil {
 		tx.s.db.fail("set "+key, err)
 	}
@@ -147,12 +198,11 @@ func (tx *Tx) SetJSON(key string, v any) {
 
 // Delete removes key.
 func (tx *Tx) Delete(key string) {
-	k := tx.scratchKey(key)
-	if err := tx.b.Delete(k, nil); err != nil {
-		tx.s.db.fail("delete "+key, err)
-	}
-	if err := tx.idx.Delete(k, nil); err != nil {
-		tx.s.db.fail("delete "+key, err)
+	tx.writes[key] = write{del: true}
+	if tx.idx != nil {
+		if err := tx.idx.Delete(tx.scratchKey(key), nil); err != nil {
+			tx.s.db.fail("delete "+key, err)
+		}
 	}
 }
 
@@ -160,6 +210,20 @@ func (tx *Tx) Delete(key string) {
 func (tx *Tx) Scan(prefix, start string, reverse bool, fn func(key string, value []byte) bool) {
 	tx.s.db.mu.RLock()
 	defer tx.s.db.mu.RUnlock()
+	if tx.idx == nil {
+		tx.idx = tx.s.db.p.NewIndexedBatch()
+		for k, w := range tx.writes {
+			var err error
+			if w.del {
+				err = tx.idx.Delete(tx.scratchKey(k), nil)
+			} else {
+				err = tx.idx.Set(tx.scratchKey(k), w.value, nil)
+			}
+			if err != nil {
+				tx.s.db.fail("index "+k, err)
+			}
+		}
+	}
 	it, err := tx.idx.NewIter(nil)
 	if err != nil {
 		tx.s.db.fail("iterate", err)
