@@ -4,6 +4,31 @@
 // never applies twice; and it carries the position token of its writes to
 // its reads, so it reads its own writes on whichever DC answers.
 //
+// # Failover strategy
+//
+// A DC that burns closes its connections, and the client moves on at
+// once. A DC that goes silent (frozen, powered off, its fibre cut) answers
+// nothing and closes nothing, so the client never waits on one DC alone:
+//
+//   - Hedged requests. A request goes to the preferred DC. If it has no
+//     answer within a hedge delay, the same request, with the same
+//     Idempotency-Key, goes to the next DC as well, and so on; the first
+//     answer that is not a failure wins and the others are cancelled. The
+//     delay follows each DC's observed latency (three times its moving
+//     average plus 100 ms, between 250 ms and 1 s), so a healthy DC is
+//     rarely hedged and a silent one costs well under a second. Reads are
+//     hedged the same way. A write answered twice applied once: the log
+//     deduplicates the key and every DC answers it with the same outcome.
+//   - Failures move on at once: a network error or a 502/503/504 sends the
+//     request to the next DC without waiting for the hedge; after every DC
+//     failed once, it backs off (50 ms doubling to 1 s) until ctx ends.
+//   - The DC that answered becomes the preferred one.
+//   - The event stream pings its DC every second and moves to the next DC
+//     when two seconds pass without an answer, resuming after the last
+//     cursor it delivered.
+//
+// The web app follows the same strategy.
+//
 // Tests, the fire drill and load tools use it; it shows app and mini-app
 // developers how to talk to superapp.
 package client
@@ -59,6 +84,7 @@ type Client struct {
 
 	mu        sync.Mutex
 	preferred int
+	latency   map[string]time.Duration // moving average of each endpoint's answers
 	access    string
 	refresh   string
 	userID    string
@@ -78,6 +104,7 @@ func New(endpoints []string, opts ...Option) *Client {
 		endpoints: append([]string(nil), endpoints...),
 		hc:        &http.Client{Timeout: 20 * time.Second},
 		positions: map[string]uint64{},
+		latency:   map[string]time.Duration{},
 	}
 	for _, o := range opts {
 		o(c)
@@ -131,9 +158,56 @@ func retryable(status int) bool {
 	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
 }
 
-// Do sends req and decodes the JSON answer into out (if not nil). It fails
-// over between endpoints on network errors and 502/503/504 until ctx ends,
-// reusing the same idempotency key, and returns *Error for other non-2xx.
+// Hedging bounds: see the package doc.
+const (
+	hedgeMin       = 250 * time.Millisecond
+	hedgeMax       = time.Second
+	hedgeBodyLimit = 256 << 10 // a larger body (an upload) is not sent twice at once
+	attemptTimeout = 10 * time.Second
+)
+
+// hedgeDelay is how long a request to base may go unanswered before it is
+// also sent to the next DC.
+func (c *Client) hedgeDelay(base string) time.Duration {
+	c.mu.Lock()
+	l := c.latency[base]
+	c.mu.Unlock()
+	if l == 0 {
+		return hedgeMin * 2
+	}
+	return min(max(3*l+100*time.Millisecond, hedgeMin), hedgeMax)
+}
+
+// noteLatency folds one answer's time into base's moving average.
+func (c *Client) noteLatency(base string, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l := c.latency[base]; l > 0 {
+		d = (4*l + d) / 5
+	}
+	c.latency[base] = d
+}
+
+// answer is one attempt's result.
+type answer struct {
+	base   string
+	status int
+	raw    []byte
+	err    error
+	stale  bool // the DC answered while cut off from the others
+}
+
+// final reports whether the answer ends the request: a success, or an
+// error another DC would answer the same way.
+func (a answer) final() bool {
+	var apiErr *Error
+	return a.err == nil || (errors.As(a.err, &apiErr) && !retryable(a.status))
+}
+
+// Do sends req and decodes the JSON answer into out (if not nil). It hedges
+// and fails over between endpoints (see the package doc) until ctx ends,
+// always with the same idempotency key, and returns *Error for a non-2xx
+// answer other than 502/503/504.
 func (c *Client) Do(ctx context.Context, req Request, out any) error {
 	body := req.Raw
 	if req.Raw == nil && req.Body != nil {
@@ -145,42 +219,97 @@ func (c *Client) Do(ctx context.Context, req Request, out any) error {
 	if req.Method != http.MethodGet && req.IdempotencyKey == "" {
 		req.IdempotencyKey = NewKey()
 	}
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel() // the attempts still running lost
+	answers := make(chan answer)
+	c.mu.Lock()
+	n, next := len(c.endpoints), c.preferred
+	c.mu.Unlock()
+	inflight, failed := 0, 0
+	launch := func() {
+		c.mu.Lock()
+		base := c.endpoints[next%len(c.endpoints)]
+		c.mu.Unlock()
+		next++
+		inflight++
+		go func() {
+			start := time.Now()
+			a := c.try(actx, base, req, body)
+			if a.final() {
+				c.noteLatency(base, time.Since(start))
+			}
+			select {
+			case answers <- a:
+			case <-actx.Done():
+			}
+		}()
+	}
+	launch()
+	hedge := time.NewTimer(c.hedgeDelay(c.Endpoint()))
+	defer hedge.Stop()
 	backoff := 50 * time.Millisecond
 	var last error
-	for attempt := 0; ; attempt++ {
-		c.mu.Lock()
-		idx := c.preferred
-		c.mu.Unlock()
-		status, err := c.try(ctx, c.endpoints[idx], req, body, out)
-		if err == nil {
-			return nil
-		}
-		last = err
-		var apiErr *Error
-		if errors.As(err, &apiErr) && !retryable(status) {
-			return err
-		}
-		// The endpoint failed: move to the next one, unless another caller did.
-		c.mu.Lock()
-		if c.preferred == idx {
-			c.preferred = (idx + 1) % len(c.endpoints)
-		}
-		c.mu.Unlock()
-		if (attempt+1)%len(c.endpoints) == 0 {
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("%s %s: %w (last: %v)", req.Method, req.Path, ctx.Err(), last)
-			case <-time.After(backoff):
+	for {
+		select {
+		case a := <-answers:
+			inflight--
+			if a.final() {
+				if !a.stale {
+					c.prefer(a.base)
+				}
+				return decodeAnswer(req, a, out)
 			}
-			backoff = min(backoff*2, time.Second)
-		} else if ctx.Err() != nil {
+			last = a.err
+			c.moveFrom(a.base)
+			failed++
+			if inflight > 0 {
+				continue // another attempt may still answer
+			}
+			if failed%n == 0 {
+				// Every DC failed once: wait before the next round.
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("%s %s: %w (last: %v)", req.Method, req.Path, ctx.Err(), last)
+				case <-time.After(backoff):
+				}
+				backoff = min(backoff*2, time.Second)
+			}
+			launch()
+			hedge.Reset(c.hedgeDelay(c.Endpoint()))
+		case <-hedge.C:
+			if inflight < n && len(body) <= hedgeBodyLimit {
+				launch()
+			}
+			hedge.Reset(hedgeMax)
+		case <-ctx.Done():
+			if last == nil {
+				last = errors.New("no answer")
+			}
 			return fmt.Errorf("%s %s: %w (last: %v)", req.Method, req.Path, ctx.Err(), last)
 		}
 	}
 }
 
-func (c *Client) try(ctx context.Context, base string, req Request, body []byte, out any) (int, error) {
-	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// decodeAnswer decodes a final answer into out.
+func decodeAnswer(req Request, a answer, out any) error {
+	if a.err != nil {
+		return a.err
+	}
+	if b, ok := out.(*[]byte); ok {
+		*b = a.raw // the caller wants the bytes as they are
+		return nil
+	}
+	if out != nil && len(a.raw) > 0 {
+		if err := json.Unmarshal(a.raw, out); err != nil {
+			return fmt.Errorf("decode %s %s: %w", req.Method, req.Path, err)
+		}
+	}
+	return nil
+}
+
+func (c *Client) try(ctx context.Context, base string, req Request, body []byte) answer {
+	a := answer{base: base}
+	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
 	var rd io.Reader
 	if body != nil {
@@ -188,7 +317,8 @@ func (c *Client) try(ctx context.Context, base string, req Request, body []byte,
 	}
 	hr, err := http.NewRequestWithContext(actx, req.Method, base+req.Path, rd)
 	if err != nil {
-		return 0, err
+		a.err = err
+		return a
 	}
 	switch {
 	case req.Raw != nil:
@@ -209,39 +339,41 @@ func (c *Client) try(ctx context.Context, base string, req Request, body []byte,
 	c.mu.Unlock()
 	resp, err := c.hc.Do(hr)
 	if err != nil {
-		return 0, err
+		a.err = err
+		return a
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return resp.StatusCode, err
+	a.status = resp.StatusCode
+	if a.raw, a.err = io.ReadAll(io.LimitReader(resp.Body, 64<<20)); a.err != nil {
+		return a
 	}
 	c.notePosition(resp.Header.Get("X-Superapp-Position"))
 	if resp.Header.Get("X-Superapp-Stale") == "true" {
 		// The DC is cut off from the others: this answer is the best it
 		// has, but the next request goes to another DC.
+		a.stale = true
 		c.moveFrom(base)
 	}
 	if resp.StatusCode >= 300 {
 		var eb struct {
 			Error Error `json:"error"`
 		}
-		if json.Unmarshal(raw, &eb) != nil || eb.Error.Code == "" {
-			eb.Error = Error{Code: "http_" + strconv.Itoa(resp.StatusCode), Message: strings.TrimSpace(string(raw))}
+		if json.Unmarshal(a.raw, &eb) != nil || eb.Error.Code == "" {
+			eb.Error = Error{Code: "http_" + strconv.Itoa(resp.StatusCode), Message: strings.TrimSpace(string(a.raw))}
 		}
 		eb.Error.Status = resp.StatusCode
-		return resp.StatusCode, &eb.Error
+		a.err = &eb.Error
 	}
-	if b, ok := out.(*[]byte); ok {
-		*b = raw // the caller wants the bytes as they are
-		return resp.StatusCode, nil
+	return a
+}
+
+// prefer makes base the preferred endpoint.
+func (c *Client) prefer(base string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := slices.Index(c.endpoints, base); i >= 0 {
+		c.preferred = i
 	}
-	if out != nil && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("decode %s %s: %w", req.Method, req.Path, err)
-		}
-	}
-	return resp.StatusCode, nil
 }
 
 // Position returns the position token of every write this client made.

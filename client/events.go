@@ -62,13 +62,21 @@ func (c *Client) Stream(ctx context.Context, cursor uint64) <-chan Frame {
 	return out
 }
 
+// The event stream's liveness check (see the package doc).
+const (
+	streamPing        = time.Second
+	streamPingTimeout = 2 * time.Second
+)
+
 func (c *Client) streamOnce(ctx context.Context, base string, cursor *uint64, out chan<- Frame) (bool, error) {
 	u := "ws" + strings.TrimPrefix(base, "http") + "/v1/events?cursor=" + strconv.FormatUint(*cursor, 10)
 	h := http.Header{}
 	c.mu.Lock()
 	h.Set("Authorization", "Bearer "+c.access)
 	c.mu.Unlock()
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// A silent DC accepts the connection (its kernel does) and never
+	// answers the upgrade: wait a few hedge delays, not the HTTP timeout.
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	ws, _, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPHeader: h, HTTPClient: c.hc})
 	cancel()
 	if err != nil {
@@ -76,12 +84,31 @@ func (c *Client) streamOnce(ctx context.Context, base string, cursor *uint64, ou
 	}
 	defer ws.CloseNow()
 	ws.SetReadLimit(16 << 20)
+	// The stream pings its DC every second; one unanswered for two
+	// seconds means the DC went silent: close, and move on.
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		t := time.NewTicker(streamPing)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+			}
+			pctx, cancel := context.WithTimeout(sctx, streamPingTimeout)
+			err := ws.Ping(pctx)
+			cancel()
+			if err != nil && sctx.Err() == nil {
+				ws.CloseNow()
+				return
+			}
+		}
+	}()
 	got := false
 	for {
-		// A node pings every 30 s; silence for longer means it is gone.
-		rctx, cancel := context.WithTimeout(ctx, 75*time.Second)
-		_, b, err := ws.Read(rctx)
-		cancel()
+		_, b, err := ws.Read(sctx)
 		if err != nil {
 			return got, err
 		}
@@ -98,7 +125,7 @@ func (c *Client) streamOnce(ctx context.Context, base string, cursor *uint64, ou
 		}
 		select {
 		case out <- f:
-		case <-ctx.Done():
+		case <-sctx.Done():
 			return got, ctx.Err()
 		}
 	}

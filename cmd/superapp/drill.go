@@ -23,7 +23,7 @@ func drillCmd(args []string) error {
 	fs.StringVar(&o.ReportDir, "report", "./drill-report", "directory for report.json and report.html")
 	fs.DurationVar(&o.Duration, "duration", 2*time.Minute, "how long the load runs (at least; the faults finish first)")
 	fs.IntVar(&o.Users, "users", 24, "simulated users, each with one failover-capable client")
-	faults := fs.String("faults", drill.Fire, "faults to inject in order, comma-separated: fire, crash, partition, rebuild (\"\" for none)")
+	faults := fs.String("faults", drill.Fire, "faults to inject in order, comma-separated: fire, crash, partition, rebuild, blackout (\"\" for none)")
 	soak := fs.Int("soak", 0, "inject this many faults, cycling through every kind (overrides --faults)")
 	fs.DurationVar(&o.Down, "down", 5*time.Second, "how long a burning DC stays down (a partition lasts twice as long)")
 	endpoints := fs.String("endpoints", "", "attach to these running DCs (comma-separated base URLs) instead of starting three; no faults")
@@ -44,7 +44,7 @@ func drillCmd(args []string) error {
 	for _, f := range strings.Split(*faults, ",") {
 		if f = strings.TrimSpace(f); f != "" {
 			if !slices.Contains(drill.Kinds, f) {
-				return fmt.Errorf("--faults: unknown fault %q (fire, crash, partition, rebuild)", f)
+				return fmt.Errorf("--faults: unknown fault %q (fire, crash, partition, rebuild, blackout)", f)
 			}
 			o.Faults = append(o.Faults, f)
 		}

@@ -106,7 +106,7 @@ func printStatus(w io.Writer, st node.Status) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.DC, d.URL, state, detail)
 	}
-	fmt.Fprintln(tw, "\nSTREAM\tLEADER\tLAST SEQ\tREPLICAS (lag, last heard)")
+	fmt.Fprintln(tw, "\nSTREAM\tLEADER\tLEADER CHANGES\tLAST SEQ\tREPLICAS (lag, last heard)")
 	for _, s := range st.Streams {
 		var reps []string
 		for _, r := range s.Replicas {
@@ -126,7 +126,7 @@ func printStatus(w io.Writer, st node.Status) {
 		if s.Error != "" {
 			reps = append(reps, "error: "+s.Error)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", s.Name, s.Leader, s.LastSeq, strings.Join(reps, "; "))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", s.Name, s.Leader, s.LeaderChanges, s.LastSeq, strings.Join(reps, "; "))
 	}
 	fmt.Fprintln(tw, "\nFEATURE\tSTREAM\tHEALTH\tAPPLIED PER DC")
 	for _, f := range []string{"identity", "social", "chat", "pay", "oauth", "rides", "food", "miniapp"} {

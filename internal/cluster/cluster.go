@@ -244,6 +244,22 @@ func (c *Cluster) Kill(name string) error {
 	return c.signal(name, syscall.SIGKILL, 0)
 }
 
+// Freeze stops a DC's process where it stands (SIGSTOP): its sockets stay
+// open and nothing answers, as when a DC loses power or its links go
+// dark. Kill ends it; Thaw lets it go on.
+func (c *Cluster) Freeze(name string) error { return c.pause(name, syscall.SIGSTOP) }
+
+// Thaw resumes a frozen DC's process (SIGCONT).
+func (c *Cluster) Thaw(name string) error { return c.pause(name, syscall.SIGCONT) }
+
+func (c *Cluster) pause(name string, sig syscall.Signal) error {
+	pid := c.PID(name)
+	if pid == 0 {
+		return fmt.Errorf("%s is not running", name)
+	}
+	return syscall.Kill(pid, sig)
+}
+
 // Stop stops a DC gracefully (SIGTERM, then SIGKILL after 10 s).
 func (c *Cluster) Stop(name string) error {
 	return c.signal(name, syscall.SIGTERM, 10*time.Second)

@@ -135,6 +135,15 @@ func (c *Cluster) Kill(name string) {
 	}
 }
 
+// Freeze SIGSTOPs a DC's process: silent, its connections open (a
+// blackout). Kill it afterwards to end it.
+func (c *Cluster) Freeze(name string) {
+	c.tb.Helper()
+	if err := c.Cluster.Freeze(name); err != nil {
+		c.tb.Fatal(err)
+	}
+}
+
 // Wipe deletes a (killed) DC's data directory.
 func (c *Cluster) Wipe(name string) {
 	c.tb.Helper()

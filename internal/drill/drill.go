@@ -31,10 +31,14 @@ const (
 	Crash     = "crash"     // SIGKILL, started again at once on its disk
 	Partition = "partition" // cut off from the other DCs, processes running; then healed
 	Rebuild   = "rebuild"   // SIGKILL, disk wiped, started empty at once
+	// Blackout: the DC goes silent, as after a power loss: its process
+	// frozen (SIGSTOP) and its links dropping every byte without closing;
+	// then it is declared dead (SIGKILL) and started again on its disk.
+	Blackout = "blackout"
 )
 
 // Kinds is every fault kind, in the order a soak cycles through them.
-var Kinds = []string{Fire, Crash, Partition, Rebuild}
+var Kinds = []string{Fire, Crash, Partition, Rebuild, Blackout}
 
 // Options configures a drill.
 type Options struct {
@@ -288,6 +292,20 @@ func (d *drill) inject(ctx context.Context, kind string, i int) Fault {
 				return fail(err)
 			}
 		}
+		if err := d.cl.Start(dc); err != nil {
+			return fail(err)
+		}
+	case Blackout:
+		d.setNow(kind + " " + dc + " (silent)")
+		if err := d.cl.Freeze(dc); err != nil {
+			return fail(err)
+		}
+		d.mesh.Blackout(dc)
+		time.Sleep(d.o.Down)
+		if err := d.cl.Kill(dc); err != nil {
+			return fail(err)
+		}
+		d.mesh.HealAll()
 		if err := d.cl.Start(dc); err != nil {
 			return fail(err)
 		}

@@ -15,7 +15,9 @@ import (
 
 // TestDrillFire is the short drill CI runs on every change: three DC
 // processes, mixed load, one fire (SIGKILL of a stream leader, disk wiped,
-// rebuilt from empty). Nothing acknowledged may be lost or duplicated.
+// rebuilt from empty) and one blackout (a stream leader frozen and its
+// links silent, then killed and restarted). Nothing acknowledged may be
+// lost or duplicated.
 func TestDrillFire(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three processes")
@@ -24,13 +26,13 @@ func TestDrillFire(t *testing.T) {
 	var out strings.Builder
 	rep, err := drill.Run(context.Background(), drill.Options{
 		Binary: dctest.Binary(t), Dir: filepath.Join(dir, "dcs"), ReportDir: filepath.Join(dir, "report"),
-		Duration: 40 * time.Second, Users: 9, Faults: []string{drill.Fire}, Down: 3 * time.Second, Out: &out,
+		Duration: 45 * time.Second, Users: 9, Faults: []string{drill.Fire, drill.Blackout}, Down: 3 * time.Second, Out: &out,
 	})
 	t.Log(out.String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Faults) != 1 || rep.Faults[0].Error != "" || rep.RebuildMS <= 0 {
+	if len(rep.Faults) != 2 || rep.Faults[0].Error != "" || rep.Faults[1].Error != "" || rep.Faults[1].Kind != drill.Blackout || rep.RebuildMS <= 0 {
 		t.Fatalf("fault not injected as planned: %+v", rep.Faults)
 	}
 	for _, f := range drill.Features {

@@ -217,6 +217,7 @@ func (e *Engine) startServer() (*server.Server, error) {
 	if err := os.MkdirAll(o.StoreDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	setRaftTiming()
 	srv, err := server.NewServer(o)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)

@@ -30,7 +30,10 @@ type StreamDetail struct {
 	Leader   string          `json:"leader"`
 	LastSeq  uint64          `json:"last_seq"`
 	Replicas []ReplicaStatus `json:"replicas"`
-	Error    string          `json:"error,omitempty"`
+	// LeaderChanges is how many leaders the stream elected since the
+	// asked node started.
+	LeaderChanges uint64 `json:"leader_changes"`
+	Error         string `json:"error,omitempty"`
 }
 
 // Details asks for every stream of the account (feature streams, object
@@ -41,12 +44,13 @@ func (e *Engine) Details(ctx context.Context) []StreamDetail {
 		return []StreamDetail{{Error: err.Error()}}
 	}
 	out := make([]StreamDetail, len(names))
+	elections := e.LeaderChanges()
 	var wg sync.WaitGroup
 	for i, name := range names {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d := StreamDetail{Name: name}
+			d := StreamDetail{Name: name, LeaderChanges: elections[name]}
 			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
 			info, err := e.streamInfo(sctx, name)

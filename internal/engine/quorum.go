@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,12 +22,16 @@ type quorumWatch struct {
 	mu sync.Mutex
 	// elected is closed and replaced whenever any stream elects a leader:
 	// appends in flight to the old leader are sent again at once.
-	elected  chan struct{}
-	peers    []string // names of the DCs seen now
-	known    int      // DCs in the cluster besides this one
-	isolated bool
-	changed  chan struct{} // closed and replaced on every change of isolated
-	onChange []func(isolated bool)
+	elected chan struct{}
+	// elections counts, per stream, the leaders it elected since this
+	// node started (the first, when the stream was created or this node
+	// found it leaderless, included).
+	elections map[string]uint64
+	peers     []string // names of the DCs seen now
+	known     int      // DCs in the cluster besides this one
+	isolated  bool
+	changed   chan struct{} // closed and replaced on every change of isolated
+	onChange  []func(isolated bool)
 }
 
 // quorumInterval is how often the route table is read: a cut link is
@@ -139,14 +144,32 @@ const leaderAdvisories = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.*"
 // hand-over that takes milliseconds. Sending again is safe: the entry's
 // message id dedupes it.
 func (e *Engine) watchElections() error {
-	_, err := e.nc.Subscribe(leaderAdvisories, func(*nats.Msg) {
+	_, err := e.nc.Subscribe(leaderAdvisories, func(m *nats.Msg) {
+		stream := strings.TrimPrefix(m.Subject, leaderAdvisories[:len(leaderAdvisories)-1])
 		q := &e.quorum
 		q.mu.Lock()
+		if q.elections == nil {
+			q.elections = map[string]uint64{}
+		}
+		q.elections[stream]++
 		close(q.elected)
 		q.elected = make(chan struct{})
 		q.mu.Unlock()
 	})
 	return err
+}
+
+// LeaderChanges returns, per stream, how many times it elected a leader
+// since this node started: a stream that keeps its leader under load
+// keeps its count.
+func (e *Engine) LeaderChanges() map[string]uint64 {
+	e.quorum.mu.Lock()
+	defer e.quorum.mu.Unlock()
+	out := make(map[string]uint64, len(e.quorum.elections))
+	for s, n := range e.quorum.elections {
+		out[s] = n
+	}
+	return out
 }
 
 // electionOrIsolation returns a channel closed at the next leader election

@@ -234,6 +234,33 @@ func TestCutAndHeal(t *testing.T) {
 	})
 }
 
+// TestSilenceAndHeal: a blacked-out link keeps its connection open and
+// carries nothing either way; Heal closes it (bytes were lost on it) and
+// new connections flow again.
+func TestSilenceAndHeal(t *testing.T) {
+	e := startEcho(t, "")
+	p := newProxy(t, e.addr())
+	open := dial(t, p.Addr())
+	roundTrip(t, open, "before")
+
+	p.Silence()
+	if _, err := io.WriteString(open, "lost"); err != nil {
+		t.Fatal(err)
+	}
+	requireSilent(t, open) // neither closed nor answered
+	if s := p.Stats(); s.Cut != 0 {
+		t.Fatalf("silence closed %d connections, want 0", s.Cut)
+	}
+	held := dial(t, p.Addr())
+	requireSilent(t, held)
+
+	p.Heal()
+	requireClosed(t, open)
+	requireClosed(t, held)
+	after := dial(t, p.Addr())
+	roundTrip(t, after, "after")
+}
+
 func TestTargetDown(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

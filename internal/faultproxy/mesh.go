@@ -75,6 +75,19 @@ func (m *Mesh) Isolate(name string) {
 	}
 }
 
+// Blackout silences every link into and out of name: nothing closes and
+// nothing arrives. It panics if name is not in the mesh.
+func (m *Mesh) Blackout(name string) {
+	if !m.names[name] {
+		panic(fmt.Sprintf("faultproxy: no %s in the mesh", name))
+	}
+	for k, p := range m.proxies {
+		if k.from == name || k.to == name {
+			p.Silence()
+		}
+	}
+}
+
 // HealAll heals every link.
 func (m *Mesh) HealAll() {
 	for _, p := range m.proxies {

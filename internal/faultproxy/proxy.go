@@ -26,6 +26,14 @@
 // Heal drops the connections held during the cut, so each peer redials
 // through the healed link and does a fresh handshake, instead of waiting on
 // a connection whose first bytes were discarded.
+//
+// # Blackouts
+//
+// Silence is the partition a power loss makes: nothing is closed, and
+// nothing arrives. Open connections stay open while every byte sent on
+// them is dropped, and new ones are held as while cut, so a peer learns of
+// it only by its own timeouts. Heal closes the silenced connections (bytes
+// went missing on them) and lets new ones through.
 package faultproxy
 
 import (
@@ -49,6 +57,8 @@ type Proxy struct {
 	ln     net.Listener
 	target string
 	delay  atomic.Int64 // time.Duration added to every chunk
+
+	silent atomic.Bool // drop every byte of open connections (Silence)
 
 	mu     sync.Mutex
 	cut    bool
@@ -104,12 +114,29 @@ func (p *Proxy) Cut() {
 	}
 }
 
-// Heal ends a partition: connections held while cut are dropped, and new
+// Silence blacks the link out: open connections stay open and carry
+// nothing, and until Heal new connections are accepted but carry nothing.
+func (p *Proxy) Silence() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	p.silent.Store(true)
+}
+
+// Heal ends a partition or a blackout: connections held while cut and
+// connections that lost bytes while silent are dropped, and new
 // connections flow to the target again.
 func (p *Proxy) Heal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = false
+	if p.silent.Swap(false) {
+		for l := range p.links {
+			if l.close() {
+				p.cutTotal.Add(1)
+			}
+		}
+	}
 	for c := range p.held {
 		c.Close()
 	}
@@ -261,6 +288,9 @@ func (p *Proxy) pipe(l *link, src, dst net.Conn, forwarded *atomic.Int64) {
 				t.Stop()
 				return
 			}
+		}
+		if p.silent.Load() {
+			continue // blacked out: the bytes vanish, the connection stays
 		}
 		n, err := dst.Write(c.b)
 		forwarded.Add(int64(n))

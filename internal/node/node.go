@@ -220,6 +220,7 @@ func New(cfg Config) (*Node, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerStoreMetrics(reg, db)
+	reg.MustRegister(newLeaderChanges(eng))
 	n.api = httpapi.New(httpapi.Config{
 		DC: ec.DC, Identity: n.identity, Social: n.social, Chat: n.chat, Pay: n.pay, Machines: byName,
 		OAuth: n.oauth, OIDC: n.oidc, MiniApp: n.miniapp,

@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+	"time"
+	_ "unsafe" // go:linkname: the raft timing has no option
+
+	_ "github.com/nats-io/nats-server/v2/server" // the variables below live there
+)
+
+// Raft timing of every stream's replica group. A surviving DC leads a
+// stream only after its election timer fires: with nats-server's defaults
+// (heartbeat 1 s, election 4–9 s) a fire stalled writes for 5–12 s. These
+// values let a survivor lead within about a second of the last heartbeat
+// it heard.
+//
+// nats-server keeps them in unexported package variables with no option
+// to set them (its own tests shorten them the same way), so they are set
+// by go:linkname before the embedded server starts. A nats-server that
+// renames or drops one of them fails the build with an undefined symbol;
+// TestRaftTiming checks that each took effect and that the timer ranges
+// stay ranges.
+//
+// Why these, and why they are safe:
+//   - A follower campaigns when it heard no heartbeat for a random
+//     electionMin–electionMax; nats-server has no PreVote, so a follower
+//     whose timer fires deposes a healthy leader. Six heartbeats fit in the
+//     shortest timeout: a leader is deposed only when six in a row are
+//     lost or late, which on a machine whose cores are saturated (three
+//     DCs and a load generator on two cores) did not happen in ten minutes
+//     of load (superapp_stream_leader_changes_total stayed flat).
+//   - The random spread (600 ms) is wider than a round trip between DCs,
+//     so two followers rarely campaign at once and split the vote.
+//   - A leader that heard from no quorum for lostQuorum steps down, so a
+//     DC cut off from the others stops taking writes within seconds
+//     instead of ten; it checks that every lostQuorumCheck.
+var raftTiming = struct {
+	Heartbeat, ElectionMin, ElectionMax, LostQuorum, LostQuorumCheck time.Duration
+}{
+	Heartbeat:       100 * time.Millisecond,
+	ElectionMin:     600 * time.Millisecond,
+	ElectionMax:     1200 * time.Millisecond,
+	LostQuorum:      2 * time.Second,
+	LostQuorumCheck: 400 * time.Millisecond,
+}
+
+//go:linkname raftHeartbeat github.com/nats-io/nats-server/v2/server.hbInterval
+var raftHeartbeat time.Duration
+
+//go:linkname raftElectionMin github.com/nats-io/nats-server/v2/server.minElectionTimeout
+var raftElectionMin time.Duration
+
+//go:linkname raftElectionMax github.com/nats-io/nats-server/v2/server.maxElectionTimeout
+var raftElectionMax time.Duration
+
+//go:linkname raftLostQuorum github.com/nats-io/nats-server/v2/server.lostQuorumInterval
+var raftLostQuorum time.Duration
+
+//go:linkname raftLostQuorumCheck github.com/nats-io/nats-server/v2/server.lostQuorumCheck
+var raftLostQuorumCheck time.Duration
+
+var setRaftTimingOnce sync.Once
+
+// setRaftTiming sets the raft timing, once per process, before the first
+// embedded server starts.
+func setRaftTiming() {
+	setRaftTimingOnce.Do(func() {
+		t := raftTiming
+		if t.ElectionMax <= t.ElectionMin || t.ElectionMin < 4*t.Heartbeat {
+			panic(fmt.Sprintf("engine: raft timing %+v: want election min >= 4 heartbeats and max > min", t))
+		}
+		raftHeartbeat, raftElectionMin, raftElectionMax = t.Heartbeat, t.ElectionMin, t.ElectionMax
+		raftLostQuorum, raftLostQuorumCheck = t.LostQuorum, t.LostQuorumCheck
+	})
+}

@@ -1,0 +1,32 @@
+package engine
+
+import "testing"
+
+// TestRaftTiming: the embedded server runs with the engine's raft timing
+// (a nats-server that renamed a variable would not link at all), and the
+// timing is one a healthy leader survives.
+func TestRaftTiming(t *testing.T) {
+	setRaftTiming()
+	want := raftTiming
+	got := map[string][2]any{
+		"heartbeat":         {raftHeartbeat, want.Heartbeat},
+		"election min":      {raftElectionMin, want.ElectionMin},
+		"election max":      {raftElectionMax, want.ElectionMax},
+		"lost quorum":       {raftLostQuorum, want.LostQuorum},
+		"lost quorum check": {raftLostQuorumCheck, want.LostQuorumCheck},
+	}
+	for name, v := range got {
+		if v[0] != v[1] {
+			t.Errorf("raft %s is %v, want %v", name, v[0], v[1])
+		}
+	}
+	if raftElectionMax <= raftElectionMin {
+		t.Errorf("election timeout %v–%v is not a range: followers would campaign at once", raftElectionMin, raftElectionMax)
+	}
+	if raftElectionMin < 4*raftHeartbeat {
+		t.Errorf("election timeout %v is under four heartbeats of %v: one late heartbeat deposes a leader", raftElectionMin, raftHeartbeat)
+	}
+	if raftLostQuorum <= raftElectionMax {
+		t.Errorf("a leader steps down after %v without a quorum, before a follower would campaign (%v)", raftLostQuorum, raftElectionMax)
+	}
+}
