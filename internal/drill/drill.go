@@ -64,8 +64,11 @@ type Fault struct {
 	End  float64 `json:"end_s"` // the DC was ready again
 	// Recovery is how long the DC took to be ready after it was started
 	// again (or healed); for fire and rebuild, the rebuild from empty.
-	RecoveryMS int64  `json:"recovery_ms"`
-	Error      string `json:"error,omitempty"`
+	RecoveryMS int64 `json:"recovery_ms"`
+	// OutageMS is, per feature, what users saw of the fault: the longest
+	// wait for a write that overlapped it (until 5 s after End).
+	OutageMS map[string]int64 `json:"client_outage_ms"`
+	Error    string           `json:"error,omitempty"`
 }
 
 // Run runs a drill and writes its report; the error is non-nil when the
@@ -388,7 +391,11 @@ func (d *drill) finish(ctx context.Context) (*Report, error) {
 	}
 	rep.Features["pay"].LedgerInvariants = rep.InvariantsOK
 	rep.Timeline = d.rec.seconds
-	for _, f := range rep.Faults {
+	for i := range rep.Faults {
+		f := &rep.Faults[i]
+		// What users saw: the longest write wait from the fault until a
+		// few seconds after its DC was ready again.
+		f.OutageMS = d.rec.faultOutage(f.At, f.End+5)
 		if f.Kind == Fire || f.Kind == Rebuild {
 			rep.RebuildMS = max(rep.RebuildMS, f.RecoveryMS)
 		}
@@ -419,13 +426,13 @@ func (d *drill) featureReport(f string, v verdict) *FeatureReport {
 	d.rec.mu.Lock()
 	defer d.rec.mu.Unlock()
 	fc := d.rec.feats[f]
-	wl, wp := outageStats(fc.writeOutage)
-	rl, rp := outageStats(fc.readOutage)
+	wl, wp, w50 := outageStats(fc.writeOutage)
+	rl, rp, r50 := outageStats(fc.readOutage)
 	fr := &FeatureReport{
 		Requests: fc.requests, FailedRequests: fc.failedAttempts, Acknowledged: fc.acked, FailedOperations: fc.failedOps,
 		Lost: v.Lost, Duplicated: v.Duplicated,
-		WriteOutageMaxMS: wl.Milliseconds(), WriteOutageP99MS: wp.Milliseconds(),
-		ReadOutageMaxMS: rl.Milliseconds(), ReadOutageP99MS: rp.Milliseconds(),
+		WriteOutageMaxMS: wl.Milliseconds(), WriteOutageP99MS: wp.Milliseconds(), WriteOutageP50MS: w50.Milliseconds(),
+		ReadOutageMaxMS: rl.Milliseconds(), ReadOutageP99MS: rp.Milliseconds(), ReadOutageP50MS: r50.Milliseconds(),
 	}
 	if fc.requests > 0 {
 		fr.SuccessRate = float64(fc.requests-fc.failedAttempts) / float64(fc.requests)

@@ -31,7 +31,20 @@ type recorder struct {
 	mu      sync.Mutex
 	seconds map[string][]Second // per feature, index = second since start
 	feats   map[string]*featureCounts
+	waits   []wait // writes a user waited for noticeably, to blame on faults
 }
+
+// wait is one write a user waited for at least waitNoticed: when the
+// wait ended and how long it was.
+type wait struct {
+	feature string
+	end     time.Time
+	d       time.Duration
+}
+
+// waitNoticed is the shortest wait worth keeping: a fault's outage is
+// the longest wait that overlapped it.
+const waitNoticed = 100 * time.Millisecond
 
 // Second is one second of one feature's attempts.
 type Second struct {
@@ -85,8 +98,29 @@ func (r *recorder) outage(feature string, user int, write bool, d time.Duration)
 	if write {
 		m = fc.writeOutage
 		fc.acked++
+		if d >= waitNoticed {
+			r.waits = append(r.waits, wait{feature: feature, end: time.Now(), d: d})
+		}
 	}
 	m[user] = max(m[user], d)
+}
+
+// faultOutage is, per feature, the longest write wait that overlapped the
+// window from from to to (seconds since the load began).
+func (r *recorder) faultOutage(from, to float64) map[string]int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int64{}
+	for _, f := range Features {
+		out[f] = 0
+	}
+	lo, hi := r.start.Add(time.Duration(from*float64(time.Second))), r.start.Add(time.Duration(to*float64(time.Second)))
+	for _, w := range r.waits {
+		if w.end.After(lo) && w.end.Add(-w.d).Before(hi) {
+			out[w.feature] = max(out[w.feature], w.d.Milliseconds())
+		}
+	}
+	return out
 }
 
 func (r *recorder) failedOp(feature string) {
@@ -111,17 +145,18 @@ func (r *recorder) rate(feature string, n int) float64 {
 	return float64(ok) / float64(all)
 }
 
-// longest and p99 of the per-user longest outages.
-func outageStats(m map[int]time.Duration) (longest, p99 time.Duration) {
+// longest, p99 and p50 of the per-user longest outages.
+func outageStats(m map[int]time.Duration) (longest, p99, p50 time.Duration) {
 	var ds []time.Duration
 	for _, d := range m {
 		ds = append(ds, d)
 	}
 	if len(ds) == 0 {
-		return 0, 0
+		return 0, 0, 0
 	}
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	return ds[len(ds)-1], ds[min(len(ds)-1, int(0.99*float64(len(ds))))]
+	at := func(q float64) time.Duration { return ds[min(len(ds)-1, int(q*float64(len(ds))))] }
+	return ds[len(ds)-1], at(0.99), at(0.5)
 }
 
 // transport records every attempt the clients make: a 5xx, a 429 or a

@@ -46,8 +46,10 @@ type FeatureReport struct {
 	// of each user's longest.
 	WriteOutageMaxMS int64 `json:"write_outage_max_ms"`
 	WriteOutageP99MS int64 `json:"write_outage_p99_ms"`
+	WriteOutageP50MS int64 `json:"write_outage_p50_ms"`
 	ReadOutageMaxMS  int64 `json:"read_outage_max_ms"`
 	ReadOutageP99MS  int64 `json:"read_outage_p99_ms"`
+	ReadOutageP50MS  int64 `json:"read_outage_p50_ms"`
 	LedgerInvariants bool  `json:"ledger_invariants_ok,omitempty"`
 	Converged        bool  `json:"converged"`
 	RebuildMS        int64 `json:"rebuild_ms"`
@@ -136,30 +138,99 @@ func (r *Report) html(w io.Writer) error {
 		}
 		lines = append(lines, line{Name: name, Color: colors[name], Points: strings.Join(pts, " "), LegendX: left + 100*float64(len(lines))})
 	}
-	summary, _ := json.MarshalIndent(struct {
-		OK           bool                      `json:"ok"`
-		Lost         int                       `json:"lost"`
-		Duplicated   int                       `json:"duplicated"`
-		InvariantsOK bool                      `json:"invariants_ok"`
-		Converged    bool                      `json:"converged"`
-		Features     map[string]*FeatureReport `json:"features"`
-		Faults       []Fault                   `json:"faults"`
-		Problems     []string                  `json:"problems"`
-	}{r.OK, r.Lost, r.Duplicated, r.InvariantsOK, r.Converged, r.Features, r.Faults, r.Problems}, "", "  ")
+	type featureRow struct {
+		Name, Color string
+		*FeatureReport
+		Success string
+	}
+	var features []featureRow
+	for _, name := range sortedKeys(r.Features) {
+		f := r.Features[name]
+		features = append(features, featureRow{Name: name, Color: colors[name], FeatureReport: f, Success: fmt.Sprintf("%.2f%%", 100*f.SuccessRate)})
+	}
+	// The client-visible outage of each fault: one bar per feature.
+	type bar struct {
+		Y, W          float64
+		Color, Label  string
+		LabelX, TextY float64
+	}
+	type faultRow struct {
+		N int
+		Fault
+		Outages []string
+		Y       float64
+		Bars    []bar
+	}
+	const barH, rowH, barLeft, barWidth = 10.0, 46.0, 150.0, 700.0
+	var longest int64 = 1000
+	for _, f := range r.Faults {
+		for _, ms := range f.OutageMS {
+			longest = max(longest, ms)
+		}
+	}
+	var faults []faultRow
+	for i, f := range r.Faults {
+		row := faultRow{N: i + 1, Fault: f, Y: 10 + rowH*float64(i)}
+		for j, name := range sortedKeys(f.OutageMS) {
+			ms := f.OutageMS[name]
+			row.Outages = append(row.Outages, fmt.Sprintf("%s %d ms", name, ms))
+			w := barWidth * float64(ms) / float64(longest)
+			y := row.Y + barH*float64(j)
+			row.Bars = append(row.Bars, bar{Y: y, W: max(w, 1), Color: colors[name], Label: fmt.Sprintf("%s %.2f s", name, float64(ms)/1000),
+				LabelX: barLeft + max(w, 1) + 4, TextY: y + barH - 1})
+		}
+		faults = append(faults, row)
+	}
 	return reportPage.Execute(w, map[string]any{
 		"W": width + left + 20, "H": height + top + 40, "Left": left, "Top": top, "Width": width, "Height": height,
-		"Bottom": top + height, "Mid": y(0.5), "Bands": bands, "Lines": lines, "Secs": secs, "Summary": string(summary),
-		"Verdict": map[bool]string{true: "passed", false: "FAILED"}[r.OK],
+		"Bottom": top + height, "Mid": y(0.5), "Bands": bands, "Lines": lines, "Secs": secs,
+		"Verdict": map[bool]string{true: "passed", false: "FAILED"}[r.OK], "R": r, "Features": features, "Faults": faults,
+		"BarLeft": barLeft, "OneSecX": barLeft + barWidth*1000/float64(longest), "OutageH": 20 + rowH*float64(len(faults)), "OutageW": barLeft + barWidth + 120, "Longest": float64(longest) / 1000,
 	})
 }
 
 var reportPage = template.Must(template.New("report").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>superapp drill report</title>
-<style>body{font:14px system-ui,sans-serif;margin:24px;color:#222}pre{background:#f6f6f6;padding:12px;overflow:auto}</style></head>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>superapp drill report</title>
+<style>
+body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222;max-width:1040px}
+h1{margin:0 0 4px}h2{margin:28px 0 8px;font-size:17px}
+.verdict{font-size:15px;margin:0 0 16px}.ok{color:#1f7a3c}.bad{color:#b3261e}
+table{border-collapse:collapse;width:100%;margin:6px 0}th,td{padding:5px 8px;border-bottom:1px solid #e4e4e4;text-align:right;white-space:nowrap}
+th{background:#f5f5f7;font-weight:600}th.group{text-align:center;border-bottom:1px solid #d8d8dc}td:first-child,th:first-child{text-align:left}.left{text-align:left}
+.swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px}
+.wrap{overflow-x:auto}svg{max-width:100%;height:auto}small{color:#666}
+</style></head>
 <body>
-<h1>superapp drill: {{.Verdict}}</h1>
-<p>Success rate of each feature's requests per second; shaded: faults, from injection until the DC was ready again.</p>
-<svg xmlns="http://www.w3.org/2000/svg" width="{{.W}}" height="{{.H}}" role="img" aria-label="success rate per feature over time">
+<h1>superapp drill: <span class="{{if .R.OK}}ok{{else}}bad{{end}}">{{.Verdict}}</span></h1>
+<p class="verdict">{{.R.Users}} users for {{printf "%.0f" .R.DurationS}} s, {{len .R.Faults}} faults.
+Lost <b>{{.R.Lost}}</b>, duplicated <b>{{.R.Duplicated}}</b>; ledger invariants {{if .R.InvariantsOK}}held{{else}}<b class="bad">broken</b>{{end}};
+DCs {{if .R.Converged}}converged{{else}}<b class="bad">did not converge</b>{{end}}; longest rebuild from empty {{.R.RebuildMS}} ms.</p>
+
+<h2>Features</h2>
+<div class="wrap"><table>
+<tr><th rowspan="2">feature</th><th rowspan="2">requests</th><th rowspan="2">success</th><th rowspan="2">acked writes</th><th rowspan="2">lost</th><th rowspan="2">dups</th><th colspan="3" class="group">write outage</th><th colspan="2" class="group">read outage</th></tr>
+<tr><th>p50</th><th>p99</th><th>max</th><th>p99</th><th>max</th></tr>
+{{range .Features}}<tr><td><span class="swatch" style="background:{{.Color}}"></span>{{.Name}}</td><td>{{.Requests}}</td><td>{{.Success}}</td><td>{{.Acknowledged}}</td><td>{{.Lost}}</td><td>{{.Duplicated}}</td><td>{{.WriteOutageP50MS}} ms</td><td>{{.WriteOutageP99MS}} ms</td><td>{{.WriteOutageMaxMS}} ms</td><td>{{.ReadOutageP99MS}} ms</td><td>{{.ReadOutageMaxMS}} ms</td></tr>
+{{end}}</table></div>
+<small>An outage is how long a user waited for an operation that then succeeded, from its first attempt; p50 and p99 are over each user's longest.</small>
+
+<h2>Faults</h2>
+{{if .Faults}}<div class="wrap"><table>
+<tr><th>#</th><th class="left">kind</th><th class="left">DC</th><th>start</th><th>ready again</th><th>recovery</th><th class="left">what users saw (longest write wait)</th></tr>
+{{range .Faults}}<tr><td>{{.N}}</td><td class="left">{{.Kind}}</td><td class="left">{{.DC}}</td><td>{{printf "%.1f" .At}} s</td><td>{{printf "%.1f" .End}} s</td><td>{{.RecoveryMS}} ms</td><td class="left">{{range $i, $o := .Outages}}{{if $i}}, {{end}}{{$o}}{{end}}{{if .Error}} <b class="bad">{{.Error}}</b>{{end}}</td></tr>
+{{end}}</table></div>
+
+<h2>Client-visible outage of each fault</h2>
+<div class="wrap"><svg xmlns="http://www.w3.org/2000/svg" width="{{.OutageW}}" height="{{.OutageH}}" viewBox="0 0 {{.OutageW}} {{.OutageH}}" role="img" aria-label="longest write wait per feature for each fault">
+<line x1="{{.OneSecX}}" x2="{{.OneSecX}}" y1="4" y2="{{.OutageH}}" stroke="#999" stroke-dasharray="3 3"/><text x="{{.OneSecX}}" y="{{.OutageH}}" dx="3" dy="-2" font-size="10" fill="#666">1 s</text>
+{{range $f := .Faults}}<text x="0" y="{{$f.Y}}" dy="12" font-size="12">{{$f.N}}. {{$f.Kind}} {{$f.DC}}</text>
+{{range $f.Bars}}<rect x="{{$.BarLeft}}" y="{{.Y}}" width="{{.W}}" height="9" fill="{{.Color}}"/><text x="{{.LabelX}}" y="{{.TextY}}" font-size="10">{{.Label}}</text>
+{{end}}{{end}}</svg></div>
+{{else}}<p>No faults were injected.</p>{{end}}
+
+<h2>Success rate over time</h2>
+<p><small>Each feature's requests per second that got an answer; shaded: faults, from injection until the DC was ready again.</small></p>
+<div class="wrap"><svg xmlns="http://www.w3.org/2000/svg" width="{{.W}}" height="{{.H}}" viewBox="0 0 {{.W}} {{.H}}" role="img" aria-label="success rate per feature over time">
 <rect x="{{.Left}}" y="{{.Top}}" width="{{.Width}}" height="{{.Height}}" fill="#fff" stroke="#ccc"/>
 {{range .Bands}}<rect x="{{.X}}" y="{{$.Top}}" width="{{.W}}" height="{{$.Height}}" fill="#e33" fill-opacity="0.15"/><text x="{{.LabelX}}" y="{{$.Top}}" dy="12" font-size="11" fill="#a11">{{.Label}}</text>
 {{end}}<line x1="{{.Left}}" x2="{{.Left}}" y1="{{.Mid}}" y2="{{.Mid}}" stroke="#eee"/>
@@ -170,8 +241,8 @@ var reportPage = template.Must(template.New("report").Parse(`<!doctype html>
 <text x="{{.Left}}" dx="{{.Width}}" y="{{.Bottom}}" dy="16" text-anchor="end" font-size="11">{{.Secs}} s</text>
 {{range $l := .Lines}}<polyline fill="none" stroke="{{$l.Color}}" stroke-width="1.5" points="{{$l.Points}}"/>
 <text x="{{$l.LegendX}}" y="{{$.Bottom}}" dy="32" font-size="12" fill="{{$l.Color}}">■ {{$l.Name}}</text>
-{{end}}</svg>
-<h2>Figures</h2>
-<pre>{{.Summary}}</pre>
+{{end}}</svg></div>
+{{if .R.Problems}}<h2>Problems</h2><ul>{{range .R.Problems}}<li>{{.}}</li>{{end}}</ul>{{end}}
+<p><small>Every figure is also in report.json next to this page.</small></p>
 </body></html>
 `))
