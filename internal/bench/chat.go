@@ -55,9 +55,11 @@ func Chat(ctx context.Context, o ChatOptions) error {
 	if err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
+	before := leaderChanges(ctx, cl.DCs[0].URL())
 	if err := throughput(ctx, pairs, o, out); err != nil {
 		return err
 	}
+	fmt.Fprintf(out, "leader changes during the throughput run (every core busy): %s\n", changedLeaders(before, leaderChanges(ctx, cl.DCs[0].URL())))
 	if err := latency(ctx, pairs, o, out); err != nil {
 		return err
 	}

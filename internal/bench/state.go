@@ -148,14 +148,7 @@ func State(ctx context.Context, o StateOptions) error {
 		return err
 	}
 	full := memory(fmt.Sprintf("after %d messages", o.Messages))
-	var changed []string
-	for stream, n := range elections() {
-		if n != before[stream] {
-			changed = append(changed, fmt.Sprintf("%s %d", stream, n-before[stream]))
-		}
-	}
-	slices.Sort(changed)
-	fmt.Fprintf(out, "leader changes while the DCs wrote and applied at full load: %d streams changed leader %v\n", len(changed), changed)
+	fmt.Fprintf(out, "leader changes while the DCs wrote and applied at full load: %s\n", changedLeaders(before, elections()))
 	for i := range full {
 		q, f := quarter[i], full[i]
 		if q.rss > q.cache {
@@ -379,6 +372,22 @@ func metricValues(ctx context.Context, url string, names ...string) []uint64 {
 		}
 	}
 	return out
+}
+
+// changedLeaders says which streams elected a leader between two
+// readings of leaderChanges.
+func changedLeaders(before, after map[string]uint64) string {
+	var changed []string
+	for stream, n := range after {
+		if n != before[stream] {
+			changed = append(changed, fmt.Sprintf("%s %d", stream, n-before[stream]))
+		}
+	}
+	slices.Sort(changed)
+	if len(changed) == 0 {
+		return "none"
+	}
+	return strings.Join(changed, ", ")
 }
 
 // leaderChanges reads superapp_stream_leader_changes_total per stream

@@ -32,17 +32,17 @@ import (
 //     of load (superapp_stream_leader_changes_total stayed flat).
 //   - The random spread (600 ms) is wider than a round trip between DCs,
 //     so two followers rarely campaign at once and split the vote.
-//   - A leader that heard from no quorum for lostQuorum steps down, so a
-//     DC cut off from the others stops taking writes within seconds
-//     instead of ten; it checks that every lostQuorumCheck.
+//   - A leader that heard from no quorum for 10 s (nats-server's
+//     lostQuorumInterval) steps down; that stays as it is. A DC cut off
+//     from the others already refuses writes at once (the engine watches
+//     its routes), and a shorter step-down only adds a way for a leader
+//     whose followers answer late under load to give up for nothing.
 var raftTiming = struct {
-	Heartbeat, ElectionMin, ElectionMax, LostQuorum, LostQuorumCheck time.Duration
+	Heartbeat, ElectionMin, ElectionMax time.Duration
 }{
-	Heartbeat:       100 * time.Millisecond,
-	ElectionMin:     600 * time.Millisecond,
-	ElectionMax:     1200 * time.Millisecond,
-	LostQuorum:      2 * time.Second,
-	LostQuorumCheck: 400 * time.Millisecond,
+	Heartbeat:   100 * time.Millisecond,
+	ElectionMin: 600 * time.Millisecond,
+	ElectionMax: 1200 * time.Millisecond,
 }
 
 //go:linkname raftHeartbeat github.com/nats-io/nats-server/v2/server.hbInterval
@@ -57,9 +57,6 @@ var raftElectionMax time.Duration
 //go:linkname raftLostQuorum github.com/nats-io/nats-server/v2/server.lostQuorumInterval
 var raftLostQuorum time.Duration
 
-//go:linkname raftLostQuorumCheck github.com/nats-io/nats-server/v2/server.lostQuorumCheck
-var raftLostQuorumCheck time.Duration
-
 var setRaftTimingOnce sync.Once
 
 // setRaftTiming sets the raft timing, once per process, before the first
@@ -71,6 +68,5 @@ func setRaftTiming() {
 			panic(fmt.Sprintf("engine: raft timing %+v: want election min >= 4 heartbeats and max > min", t))
 		}
 		raftHeartbeat, raftElectionMin, raftElectionMax = t.Heartbeat, t.ElectionMin, t.ElectionMax
-		raftLostQuorum, raftLostQuorumCheck = t.LostQuorum, t.LostQuorumCheck
 	})
 }
