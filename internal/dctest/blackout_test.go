@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"superapp/client"
 	"superapp/internal/dctest"
 )
 
@@ -31,29 +30,8 @@ func TestBlackout(t *testing.T) {
 
 	// Four users, each preferring the victim: every request they make
 	// first goes to the DC that is about to go silent.
-	type user struct {
-		id string
-		c  *client.Client
-	}
-	urls := c.URLs()
 	vi := slices.Index(dctest.Names, victim)
-	var users []*user
-	for i := 0; i < 4; i++ {
-		u := &user{c: client.New(rotate(urls, vi))}
-		login := fmt.Sprintf("blackout%d@example.com", i)
-		a, err := u.c.SignUp(ctx, login, password, fmt.Sprintf("Blackout %d", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		u.id = a.UserID
-		if _, err := u.c.Login(ctx, login, password, "phone"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := u.c.TopUp(ctx, "seed", 1_000_000, "KRW"); err != nil {
-			t.Fatal(err)
-		}
-		users = append(users, u)
-	}
+	users := signUpPeople(ctx, t, c.URLs(), "blackout", 4, func(int) int { return vi })
 	cv, err := users[0].c.CreateConversation(ctx, []string{users[1].id, users[2].id, users[3].id}, ptr("blackout"))
 	if err != nil {
 		t.Fatal(err)
@@ -123,42 +101,13 @@ func TestBlackout(t *testing.T) {
 	c.WaitReady(victim, 2*time.Minute)
 	c.WaitConverged(ctx)
 	for _, d := range c.DCs {
-		reader := client.New([]string{d.URL()})
-		reader.UseTokens(client.Tokens{AccessToken: users[0].c.AccessToken(), UserID: users[0].id})
-		reader.Observe(users[0].c.Position())
-		have := map[string]int{}
-		after := uint64(0)
-		for {
-			page, more, err := reader.Messages(ctx, cv.ConversationID, after, 0, 100)
-			if err != nil {
-				t.Fatalf("%s: messages: %v", d.Name, err)
-			}
-			for _, m := range page {
-				have[m.ID]++
-			}
-			if !more || len(page) == 0 {
-				break
-			}
-			after = page[len(page)-1].Seq
-		}
+		have := storedMessages(ctx, t, d.URL(), users[0], cv.ConversationID)
 		for id := range sent {
 			if have[id] != 1 {
 				t.Errorf("%s: acknowledged message %s stored %d times", d.Name, id, have[id])
 			}
 		}
-		for i, u := range users {
-			payer := client.New([]string{d.URL()})
-			payer.UseTokens(client.Tokens{AccessToken: u.c.AccessToken(), UserID: u.id})
-			payer.Observe(u.c.Position())
-			w, err := payer.Wallet(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := 1_000_000 - paid[i] + paid[(i+3)%4]
-			if len(w) != 1 || w[0].Available != want {
-				t.Errorf("user %d on %s: wallet %+v, want %d", i, d.Name, w, want)
-			}
-		}
+		checkRing(ctx, t, d.URL(), users, paid)
 	}
 	t.Logf("%d acknowledged messages and %d payments, each applied once on every DC", len(sent), rounds*len(users))
 }

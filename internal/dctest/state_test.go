@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"superapp/client"
 	"superapp/internal/dctest"
 	"superapp/internal/store/storetest"
 )
@@ -33,28 +32,8 @@ func TestStateOutlivesItsHistory(t *testing.T) {
 	defer cancel()
 	c := dctest.StartWith(t, "--log-retention", "10s")
 
-	// Two users on each DC; they chat and pay each other all along.
-	type user struct {
-		id string
-		c  *client.Client
-	}
-	var users []*user
-	for i := 0; i < 4; i++ {
-		u := &user{c: client.New(rotate(c.URLs(), i%3))}
-		login := fmt.Sprintf("state%d@example.com", i)
-		a, err := u.c.SignUp(ctx, login, password, fmt.Sprintf("State %d", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		u.id = a.UserID
-		if _, err := u.c.Login(ctx, login, password, "phone"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := u.c.TopUp(ctx, "seed", 1_000_000, "KRW"); err != nil {
-			t.Fatal(err)
-		}
-		users = append(users, u)
-	}
+	// Users on every DC; they chat and pay each other all along.
+	users := signUpPeople(ctx, t, c.URLs(), "state", 4, func(i int) int { return i % 3 })
 	cv, err := users[0].c.CreateConversation(ctx, []string{users[1].id, users[2].id, users[3].id}, ptr("state"))
 	if err != nil {
 		t.Fatal(err)
@@ -165,54 +144,18 @@ func TestStateOutlivesItsHistory(t *testing.T) {
 	}
 	c.WaitConverged(ctx)
 	// Every acknowledged message and payment, on every DC, the victim too.
-	for i, d := range c.DCs {
-		reader := client.New([]string{d.URL()})
-		reader.UseTokens(client.Tokens{AccessToken: users[0].c.AccessToken(), UserID: users[0].id})
-		reader.Observe(users[0].c.Position())
-		var got []client.Message
-		after := uint64(0)
-		for {
-			page, more, err := reader.Messages(ctx, cv.ConversationID, after, 0, 100)
-			if err != nil {
-				t.Fatalf("%s: messages: %v", d.Name, err)
-			}
-			got = append(got, page...)
-			if !more || len(page) == 0 {
-				break
-			}
-			after = page[len(page)-1].Seq
-		}
-		have := map[string]int{}
-		for _, m := range got {
-			have[m.ID]++
-		}
-		mu.Lock()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, d := range c.DCs {
+		have := storedMessages(ctx, t, d.URL(), users[0], cv.ConversationID)
 		for id := range sent {
 			if have[id] != 1 {
 				t.Errorf("%s: acknowledged message %s stored %d times", d.Name, id, have[id])
 			}
 		}
-		n := len(sent)
-		mu.Unlock()
-		if i == 0 {
-			t.Logf("%d acknowledged messages, every one on every DC", n)
-		}
+		checkRing(ctx, t, d.URL(), users, paid)
 	}
-	for i, u := range users {
-		payer := client.New([]string{c.DC(victim).URL()})
-		payer.UseTokens(client.Tokens{AccessToken: u.c.AccessToken(), UserID: u.id})
-		payer.Observe(u.c.Position())
-		w, err := payer.Wallet(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Everyone started with 1,000,000, paid paid[i] and was paid by
-		// the user before them.
-		want := 1_000_000 - paid[i] + paid[(i+3)%4]
-		if len(w) != 1 || w[0].Available != want {
-			t.Errorf("user %d on %s: wallet %+v, want %d", i, victim, w, want)
-		}
-	}
+	t.Logf("%d acknowledged messages, every one on every DC", len(sent))
 }
 
 func opsCheckpoint(ctx context.Context, c *dctest.Cluster, dc string) (string, error) {
