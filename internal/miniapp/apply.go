@@ -101,6 +101,16 @@ func (s *State) Apply(seq uint64, e *cmdlog.Envelope) (any, *apperr.Error) {
 		}
 		return map[string]string{"grant_id": c.GrantID}, nil
 
+	case kindChecked:
+		var c checkedCmd
+		if json.Unmarshal(e.Data, &c) != nil || c.UpTo < 0 {
+			return nil, bad
+		}
+		if c.UpTo > s.revocationsChecked(tx) {
+			tx.Set(checkedKey, []byte(store.Seq(uint64(c.UpTo))))
+		}
+		return map[string]int{"up_to": c.UpTo}, nil
+
 	case kindLease:
 		var c leaseCmd
 		if json.Unmarshal(e.Data, &c) != nil || c.Owner == "" {

@@ -18,6 +18,8 @@ import "superapp/internal/store"
 //	secret/<client id>                         Seq(version): a mini-app's webhook secret
 //	                                           version (absent: 1)
 //	revoked/<grant id>                         "": grants whose revocation was announced
+//	revocations-checked                        Seq(n): the OAuth revocations before n were all
+//	                                           announced (or needed no announcement)
 
 func requestKey(id string) string { return store.Key("request", id) }
 func undecidedPrefix(user string) string {
@@ -37,4 +39,7 @@ func dueKey(id string) string        { return store.Key("due", id) }
 func secretKey(client string) string { return store.Key("secret", client) }
 func revokedKey(grant string) string { return store.Key("revoked", grant) }
 
-const duePrefix = "due/"
+const (
+	duePrefix  = "due/"
+	checkedKey = "revocations-checked"
+)

@@ -130,6 +130,7 @@ const (
 	kindDecline  = "payreq.decline"
 	kindResolve  = "payreq.resolve"
 	kindRevoked  = "grant.revoked"
+	kindChecked  = "revocations.checked"
 	kindLease    = "delivery.lease"
 	kindAttempt  = "delivery.attempt"
 	kindRotate   = "secret.rotate"
@@ -156,6 +157,13 @@ type revokedCmd struct {
 	ClientID string `json:"client_id"`
 	UserID   string `json:"user_id"`
 	Reason   string `json:"reason"`
+}
+
+// checkedCmd records that every OAuth revocation before UpTo (in the
+// order OAuth numbers them) was announced or needed no announcement: a
+// worker starting later begins there, not at the first revocation ever.
+type checkedCmd struct {
+	UpTo int `json:"up_to"`
 }
 
 type leaseCmd struct {

@@ -128,3 +128,24 @@ func TestSign(t *testing.T) {
 		t.Fatal("the timestamp is not signed")
 	}
 }
+
+// TestRevocationsChecked: the log keeps how far the revocations were
+// checked, and never moves it back (nodes may report out of order).
+func TestRevocationsChecked(t *testing.T) {
+	s := NewState(storetest.Space(t, Stream))
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if n := s.revocationsChecked(s.space); n != 0 {
+		t.Fatalf("fresh state checked %d", n)
+	}
+	for i, upTo := range []int{5, 3, 7} {
+		if _, err := applyCmd(t, s, uint64(i+1), t0, kindChecked, "", checkedCmd{UpTo: upTo}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.revocationsChecked(s.space); n != 7 {
+		t.Fatalf("checked %d, want 7", n)
+	}
+	if _, err := applyCmd(t, s, 4, t0, kindChecked, "", checkedCmd{UpTo: -1}); err == nil {
+		t.Fatal("a negative count was accepted")
+	}
+}

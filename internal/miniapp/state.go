@@ -214,6 +214,16 @@ func (s *State) due(now time.Time, limit int) []Delivery {
 	return out
 }
 
+// revocationsChecked is how many OAuth revocations, in OAuth's order, are
+// known to be announced or to need no announcement.
+func (s *State) revocationsChecked(r interface{ Get(string) ([]byte, bool) }) int {
+	v, ok := r.Get(checkedKey)
+	if !ok {
+		return 0
+	}
+	return int(store.ParseSeq(string(v)))
+}
+
 // revokeAnnounced reports whether a grant's revocation was announced.
 func (s *State) revokeAnnounced(grantID string) bool {
 	_, ok := s.space.Get(revokedKey(grantID))

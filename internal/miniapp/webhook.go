@@ -125,13 +125,15 @@ type worker struct {
 
 	mu       sync.Mutex
 	inflight map[string]bool
-	// revokedSeen is how many revocations were announced (or needed none).
+	// revokedSeen is how many revocations were announced (or needed none);
+	// -1 until the worker read where the log says the last one checked
+	// stopped.
 	revokedSeen int
 }
 
 func newWorker(s *Service) *worker {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &worker{s: s, owner: s.cfg.DC + "/" + cmdlog.NewID()[:12], ctx: ctx, stopf: cancel,
+	return &worker{s: s, owner: s.cfg.DC + "/" + cmdlog.NewID()[:12], ctx: ctx, stopf: cancel, revokedSeen: -1,
 		sem: make(chan struct{}, s.cfg.Retry.Workers), inflight: map[string]bool{}}
 }
 
@@ -208,7 +210,11 @@ func (w *worker) round() {
 // reading only the revocations since the last round. Every node may do it:
 // the command's id follows from the grant.
 func (w *worker) announceRevocations() {
-	gs, next := w.s.cfg.OAuth.State().RevokedSince(w.revokedSeen)
+	if w.revokedSeen < 0 {
+		w.revokedSeen = w.s.state.revocationsChecked(w.s.state.space)
+	}
+	from := w.revokedSeen
+	gs, next := w.s.cfg.OAuth.State().RevokedSince(from)
 	for i, g := range gs {
 		if !w.s.state.revokeAnnounced(g.ID) && w.s.hasWebhook(g.ClientID) {
 			ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
@@ -218,11 +224,26 @@ func (w *worker) announceRevocations() {
 			if err != nil {
 				// The log is busy or gone: the next round resumes here.
 				w.revokedSeen = next - len(gs) + i
+				w.recordChecked(from)
 				return
 			}
 		}
 	}
 	w.revokedSeen = next
+	w.recordChecked(from)
+}
+
+// recordChecked writes how far the revocations are checked when this
+// round got further than from, so that a worker started later (on any
+// node) begins there: start-up work does not grow with the revocations
+// ever made. Every node may write it; the id makes it once per count.
+func (w *worker) recordChecked(from int) {
+	if w.revokedSeen <= from {
+		return
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+	defer cancel()
+	_, _ = w.s.sub.Submit(ctx, cmdlog.Write{ID: "revocations-checked/" + strconv.Itoa(w.revokedSeen)}, kindChecked, "", checkedCmd{UpTo: w.revokedSeen})
 }
 
 func (w *worker) deliver(d Delivery) {
