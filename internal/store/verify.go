@@ -23,6 +23,11 @@ import (
 // again only if its size or modification time changed since — a file cut
 // short or written over. A table verified once and later decayed in place
 // is found by the first read of the bad block.
+//
+// Tables the running store writes (flushes, compactions) are recorded as
+// verified when the job that wrote them ends: Pebble computed their
+// checksums as it wrote them. So a restart reads only the tables of jobs
+// that had not ended, not everything written since the last start.
 
 const verifiedFile = "VERIFIED"
 
@@ -69,12 +74,53 @@ func verifyTables(dir string, opts *pebble.Options) (int, error) {
 		}
 		now[e.Name()] = st
 	}
-	raw, _ := json.Marshal(now)
+	return read, writeVerified(dir, now)
+}
+
+// tableWritten notes a table a flush or compaction job is writing.
+func (db *DB) tableWritten(job int, path string) {
+	db.writtenMu.Lock()
+	defer db.writtenMu.Unlock()
+	if db.written == nil {
+		db.written = map[int][]string{}
+	}
+	db.written[job] = append(db.written[job], path)
+}
+
+// jobEnded records the tables of a job that succeeded as verified, and
+// drops from the record the tables no longer in the store.
+func (db *DB) jobEnded(job int, err error) {
+	db.writtenMu.Lock()
+	defer db.writtenMu.Unlock()
+	paths := db.written[job]
+	delete(db.written, job)
+	if err != nil || len(paths) == 0 {
+		return
+	}
+	known := map[string]tableStamp{}
+	if raw, err := os.ReadFile(filepath.Join(db.dir, verifiedFile)); err == nil {
+		_ = json.Unmarshal(raw, &known)
+	}
+	for _, p := range paths {
+		if info, err := os.Stat(p); err == nil {
+			known[filepath.Base(p)] = tableStamp{Size: info.Size(), ModTime: info.ModTime().UnixNano()}
+		}
+	}
+	for name := range known {
+		if _, err := os.Stat(filepath.Join(db.dir, name)); errors.Is(err, os.ErrNotExist) {
+			delete(known, name)
+		}
+	}
+	_ = writeVerified(db.dir, known) // not recorded: the next open reads them
+}
+
+func writeVerified(dir string, known map[string]tableStamp) error {
+	raw, _ := json.Marshal(known)
 	tmp := filepath.Join(dir, verifiedFile+".tmp")
 	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
-		return read, err
+		return err
 	}
-	return read, os.Rename(tmp, filepath.Join(dir, verifiedFile))
+	return os.Rename(tmp, filepath.Join(dir, verifiedFile))
 }
 
 func verifyTable(path string, opts *pebble.Options) error {
