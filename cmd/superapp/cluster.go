@@ -20,6 +20,7 @@ func clusterCmd(args []string) error {
 	dir := fs.String("data", "./cluster-data", "directory for the three DCs' data and logs")
 	ports := fs.String("http-ports", "8081,8082,8083", "HTTP ports of dc1, dc2, dc3")
 	secret := fs.String("cluster-secret", "", "cluster secret (random if empty)")
+	opsToken := fs.String("ops-token", "", "every DC's ops token, for superapp status and evacuate (random if empty; printed)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,7 +42,7 @@ func clusterCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := cluster.New(cluster.Options{Binary: bin, Dir: *dir, Secret: *secret, HTTPPorts: hp})
+	c, err := cluster.New(cluster.Options{Binary: bin, Dir: *dir, Secret: *secret, HTTPPorts: hp, OpsToken: *opsToken})
 	if err != nil {
 		return err
 	}
@@ -63,6 +64,7 @@ func clusterCmd(args []string) error {
 		fmt.Printf("%s ready in %v: %s\n", d.Name, took.Round(time.Millisecond), d.URL())
 	}
 	fmt.Println("every stream keeps one replica per DC; kill any one process and the others serve on.")
+	fmt.Printf("operators' endpoints (superapp status, evacuate, /metrics) need the ops token: export SUPERAPP_OPS_TOKEN=%s\n", c.OpsToken())
 	fmt.Println("Ctrl-C stops all three.")
 	<-ctx.Done()
 	fmt.Println("stopping")

@@ -94,7 +94,7 @@ func serve(args []string) error {
 	fs.StringVar(&ec.TLSKey, "tls-key", "", "key of --tls-cert")
 	fs.StringVar(&ec.TLSCA, "tls-ca", "", "CA that signed the other nodes' certificates (enables mutual TLS on routes)")
 	fs.IntVar(&ec.Replicas, "replicas", 0, "stream replicas (0: 3 with --peers or --nats-url, else 1)")
-	fs.StringVar(&cfg.OpsToken, "ops-token", "", "bearer token for /metrics and /readyz details (default: loopback callers only)")
+	fs.StringVar(&cfg.OpsToken, "ops-token", "", "bearer token for /ops/*, /metrics and /readyz details (without it: loopback callers only on a node on its own listening on loopback, else nobody)")
 	fs.StringVar(&cacheSize, "cache-size", "256MiB", "memory for the state store's block cache, e.g. 256MiB or 1GiB")
 	fs.DurationVar(&ec.LogRetention, "log-retention", 0, "drop stream entries older than this once a checkpoint holds them, e.g. 720h (0: keep everything); DCs rebuild from checkpoints")
 	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", node.DefaultCheckpointInterval, "how often this DC writes a checkpoint of its state store (at most a quarter of --log-retention)")

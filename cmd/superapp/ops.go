@@ -48,7 +48,7 @@ func opsRequest(ctx context.Context, method, url, token string, body any, out an
 func opsFlags(name string) (*flag.FlagSet, *string, *string) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	url := fs.String("url", "http://127.0.0.1:8081", "any DC's HTTP endpoint")
-	token := fs.String("ops-token", "", "the ops token (needed unless calling from the node's loopback)")
+	token := fs.String("ops-token", "", "the ops token (needed unless the node is on its own and listens on loopback only)")
 	return fs, url, token
 }
 

@@ -43,7 +43,7 @@ type ChatOptions struct {
 // Chat runs the chat benchmark on a fresh three-DC cluster.
 func Chat(ctx context.Context, o ChatOptions) error {
 	out := o.Out
-	cl, err := startCluster(ctx, cluster.Options{Binary: o.Binary, Dir: o.Dir}, out)
+	cl, err := startCluster(ctx, cluster.Options{Binary: o.Binary, Dir: o.Dir, OpsToken: benchOpsToken}, out)
 	if err != nil {
 		return err
 	}
@@ -364,10 +364,14 @@ func idleConns(ctx context.Context, cl *cluster.Cluster, c *client.Client, n int
 	return nil
 }
 
-// goMemory reads a node's Go heap and stack bytes in use from /metrics
-// (loopback callers may read it).
+// goMemory reads a node's Go heap and stack bytes in use from /metrics.
 func goMemory(base string) (int64, error) {
-	resp, err := http.Get(base + "/metrics")
+	req, err := http.NewRequest("GET", base+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+benchOpsToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
 	}

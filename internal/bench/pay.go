@@ -50,7 +50,7 @@ func Pay(ctx context.Context, o PayOptions) error {
 			return fmt.Errorf("postgres baseline: %w", err)
 		}
 	}
-	cl, err := startCluster(ctx, cluster.Options{Binary: o.Binary, Dir: o.Dir, Args: []string{"--ops-token", benchOpsToken}}, out)
+	cl, err := startCluster(ctx, cluster.Options{Binary: o.Binary, Dir: o.Dir, OpsToken: benchOpsToken}, out)
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ type RebuildOptions struct {
 // take this machine minutes and measure the API, not the rebuild.
 func Rebuild(ctx context.Context, o RebuildOptions) error {
 	out := o.Out
-	cl, err := startCluster(ctx, cluster.Options{Binary: o.Binary, Dir: o.Dir}, out)
+	cl, err := startCluster(ctx, cluster.Options{Binary: o.Binary, Dir: o.Dir, OpsToken: benchOpsToken}, out)
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,7 @@ type StateOptions struct {
 // through the ledger's batch API.
 func State(ctx context.Context, o StateOptions) error {
 	out := o.Out
-	args := []string{"--ops-token", benchOpsToken}
+	var args []string
 	if o.Retention > 0 {
 		args = append(args, "--log-retention", o.Retention.String())
 	}

@@ -39,8 +39,9 @@ type Options struct {
 	Args []string
 	// Stdout, if set, receives every DC's output as well as its log file.
 	Stdout func(dc string) *os.File
-	// OpsToken, if set, is every DC's ops token (and is sent when asking
-	// DCs for their detail).
+	// OpsToken is every DC's ops token, sent when asking DCs for their
+	// detail (random if empty: a clustered node has operators' endpoints
+	// only with a token).
 	OpsToken string
 	// RouteVia, if set, is the address DC from dials to reach DC to's
 	// route port, e.g. a fault-injecting proxy between them.
@@ -59,6 +60,9 @@ type DC struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 }
+
+// OpsToken is the DCs' ops token.
+func (c *Cluster) OpsToken() string { return c.opts.OpsToken }
 
 // URL is the DC's HTTP base URL.
 func (d *DC) URL() string { return "http://" + d.HTTPAddr }
@@ -89,6 +93,13 @@ func New(opts Options) (*Cluster, error) {
 			return nil, err
 		}
 		opts.Secret = hex.EncodeToString(b)
+	}
+	if opts.OpsToken == "" {
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		opts.OpsToken = "ops-" + hex.EncodeToString(b)
 	}
 	c := &Cluster{opts: opts, Secret: opts.Secret}
 	for i, name := range Names {
@@ -158,9 +169,7 @@ func (c *Cluster) Args(d *DC) []string {
 		// loopback refuses, so only the configured links carry routes.
 		extra = append(extra, "--cluster-advertise", "127.0.0.1:1")
 	}
-	if c.opts.OpsToken != "" {
-		extra = append(extra, "--ops-token", c.opts.OpsToken)
-	}
+	extra = append(extra, "--ops-token", c.opts.OpsToken)
 	// One issuer for "Login with superapp" on every DC (a login begun on
 	// one DC finishes on any other), unless the caller names one.
 	if os.Getenv("SUPERAPP_OIDC_ISSUER") == "" && !slices.Contains(c.opts.Args, "--oidc-issuer") {

@@ -125,13 +125,13 @@ func TestEvacuate(t *testing.T) {
 	measuring.Store(true)
 	t0 := time.Now()
 	evacAt.Store(&t0)
-	status, body, _ := do(t, "POST", asker.URL()+"/ops/evacuate", "", fmt.Sprintf(`{"dc":%q}`, victim))
+	status, body, _ := do(t, "POST", asker.URL()+"/ops/evacuate", c.OpsToken(), fmt.Sprintf(`{"dc":%q}`, victim))
 	if status != 200 {
 		t.Fatalf("evacuate: %d %s", status, body)
 	}
 	t.Logf("evacuating %s: %s", victim, body)
 	for {
-		_, body, _ := do(t, "GET", asker.URL()+"/ops/status", "", "")
+		_, body, _ := do(t, "GET", asker.URL()+"/ops/status", c.OpsToken(), "")
 		var st struct {
 			Streams []struct{ Name, Leader string }
 		}
@@ -164,7 +164,7 @@ func TestEvacuate(t *testing.T) {
 	time.Sleep(5 * time.Second)
 	measuring.Store(false)
 	c.Restart(victim)
-	if status, body, _ := do(t, "POST", asker.URL()+"/ops/evacuate", "", fmt.Sprintf(`{"dc":%q,"undo":true}`, victim)); status != 200 {
+	if status, body, _ := do(t, "POST", asker.URL()+"/ops/evacuate", c.OpsToken(), fmt.Sprintf(`{"dc":%q,"undo":true}`, victim)); status != 200 {
 		t.Fatalf("undo: %d %s", status, body)
 	}
 	c.WaitReady(victim, 2*time.Minute)

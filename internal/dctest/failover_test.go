@@ -36,11 +36,11 @@ func TestClientFailover(t *testing.T) {
 		if victim == leaders[0] {
 			victim = leaders[2]
 		}
-		if s, b, _ := do(t, "POST", c.DC(leaders[0]).URL()+"/ops/evacuate", "", fmt.Sprintf(`{"dc":%q}`, victim)); s != 200 {
+		if s, b, _ := do(t, "POST", c.DC(leaders[0]).URL()+"/ops/evacuate", c.OpsToken(), fmt.Sprintf(`{"dc":%q}`, victim)); s != 200 {
 			t.Fatalf("evacuate: %d %s", s, b)
 		}
 		time.Sleep(time.Second)
-		if s, b, _ := do(t, "POST", c.DC(leaders[0]).URL()+"/ops/evacuate", "", fmt.Sprintf(`{"dc":%q,"undo":true}`, victim)); s != 200 {
+		if s, b, _ := do(t, "POST", c.DC(leaders[0]).URL()+"/ops/evacuate", c.OpsToken(), fmt.Sprintf(`{"dc":%q,"undo":true}`, victim)); s != 200 {
 			t.Fatalf("undo: %d %s", s, b)
 		}
 		c.WaitReady(victim, time.Minute)

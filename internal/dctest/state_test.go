@@ -164,7 +164,7 @@ func opsCheckpoint(ctx context.Context, c *dctest.Cluster, dc string) (string, e
 	var err error
 	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, time.Minute)
-		err = postCheckpoint(actx, c.DC(dc).URL())
+		err = postCheckpoint(actx, c.DC(dc).URL(), c.OpsToken())
 		cancel()
 		if err == nil {
 			return "ok", nil
@@ -173,8 +173,9 @@ func opsCheckpoint(ctx context.Context, c *dctest.Cluster, dc string) (string, e
 	return "", err
 }
 
-func postCheckpoint(ctx context.Context, url string) error {
+func postCheckpoint(ctx context.Context, url, token string) error {
 	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/ops/checkpoint", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

@@ -101,9 +101,15 @@ type Config struct {
 	// FingerprintKey keys the request fingerprints of idempotency keys; it
 	// must be the same on every node.
 	FingerprintKey []byte
-	// OpsToken, when set, is the bearer token /metrics and the detail of
-	// /readyz require; without it only loopback callers get them.
+	// OpsToken, when set, is the bearer token /ops/*, /metrics and the
+	// detail of /readyz require. Without it they are for loopback callers
+	// only if OpsLoopback, else for nobody.
 	OpsToken string
+	// OpsLoopback lets loopback callers be operators when no OpsToken is
+	// set: only for a node on its own that listens on loopback alone. A
+	// clustered node, or one reachable from other hosts, may sit behind a
+	// reverse proxy on its host, whose requests come from loopback too.
+	OpsLoopback bool
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 	// PositionWait bounds how long a request waits for a position (default 5s).
@@ -479,7 +485,9 @@ func (c *call) clientAddr() string {
 }
 
 // opsAllowed reports whether the caller is an operator: it presents the
-// ops token, or no token is configured and it calls from loopback.
+// ops token, or no token is configured, loopback callers may be operators
+// (OpsLoopback) and it calls from loopback. Forwarding headers are never
+// read for this.
 func (c *call) opsAllowed() bool {
 	if c.r.Header.Get("Superapp-Delivery-Id") != "" {
 		// A webhook this node (or another) is delivering to a loopback
@@ -488,7 +496,7 @@ func (c *call) opsAllowed() bool {
 	}
 	if c.s.cfg.OpsToken == "" {
 		ip := net.ParseIP(c.clientAddr())
-		return ip != nil && ip.IsLoopback()
+		return c.s.cfg.OpsLoopback && ip != nil && ip.IsLoopback()
 	}
 	tok, _ := strings.CutPrefix(c.r.Header.Get("Authorization"), "Bearer ")
 	return subtle.ConstantTimeCompare([]byte(tok), []byte(c.s.cfg.OpsToken)) == 1

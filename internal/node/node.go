@@ -112,6 +112,23 @@ type Node struct {
 	wg             sync.WaitGroup
 }
 
+// opsLoopback reports whether loopback callers may be operators without
+// a token: only on a node on its own whose HTTP address is loopback alone.
+func opsLoopback(cfg Config) bool {
+	if cfg.OpsToken != "" || cfg.Engine.Clustered() || cfg.Engine.NATSURL != "" {
+		return false
+	}
+	host, _, err := net.SplitHostPort(cfg.HTTPAddr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // New validates cfg, opens the engine and binds the HTTP address.
 func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
@@ -125,6 +142,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if err := checkIssuer(cfg.OIDCIssuer); err != nil {
 		return nil, err
+	}
+	if cfg.OpsToken == "" && !opsLoopback(cfg) {
+		cfg.Logger.Warn("no --ops-token: /ops/*, /metrics and the detail of /readyz answer nobody on a clustered node or one listening beyond loopback; set --ops-token")
 	}
 	if cfg.OIDCIssuer == "" && cfg.Engine.Clustered() {
 		cfg.Logger.Warn("no --oidc-issuer: Login with superapp names this DC as its issuer, so a mini-app's login cannot move between DCs; give every DC the same --oidc-issuer")
@@ -235,7 +255,7 @@ func New(cfg Config) (*Node, error) {
 		WriteTimeout:   cfg.WriteTimeout,
 		Ops:            n,
 		Endpoints:      n.Endpoints,
-		Ready:          n.Ready, OpenAPI: api.OpenAPI, OpsToken: cfg.OpsToken, Logger: cfg.Logger, Registry: reg,
+		Ready:          n.Ready, OpenAPI: api.OpenAPI, OpsToken: cfg.OpsToken, OpsLoopback: opsLoopback(cfg), Logger: cfg.Logger, Registry: reg,
 	})
 	n.chat.State().Notify(n.api.Hub().Notify)
 	eng.OnIsolation(n.api.Isolation)
