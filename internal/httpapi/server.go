@@ -110,8 +110,8 @@ type Config struct {
 	// clustered node, or one reachable from other hosts, may sit behind a
 	// reverse proxy on its host, whose requests come from loopback too.
 	OpsLoopback bool
-	Logger   *slog.Logger
-	Registry *prometheus.Registry
+	Logger      *slog.Logger
+	Registry    *prometheus.Registry
 	// PositionWait bounds how long a request waits for a position (default 5s).
 	PositionWait time.Duration
 	// WriteTimeout bounds how long a write waits for a quorum (default 15s).
