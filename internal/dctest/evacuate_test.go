@@ -153,7 +153,7 @@ func TestEvacuate(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("MEASURE %s leads no stream %v after the evacuation", victim, time.Since(t0).Round(time.Millisecond))
-	if !strings.Contains(get(t, c.DC(victim).URL()+"/readyz", ""), "evacuated") {
+	if !strings.Contains(get(t, c.DC(victim).URL()+"/readyz", c.OpsToken()), "evacuated") {
 		t.Fatal("the evacuated DC does not say so")
 	}
 	// Planned maintenance: the DC goes down.

@@ -258,7 +258,9 @@ func TestIdentityFire(t *testing.T) {
 			Status  string   `json:"status"`
 			Reasons []string `json:"reasons"`
 		}
-		resp, err := http.Get(c.DC(victim).URL() + "/readyz")
+		req, _ := http.NewRequest("GET", c.DC(victim).URL()+"/readyz", nil)
+		req.Header.Set("Authorization", "Bearer "+c.OpsToken()) // the reasons are for operators
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			time.Sleep(5 * time.Millisecond)
 			continue

@@ -57,7 +57,7 @@ func TestPartition(t *testing.T) {
 
 	cut := time.Now()
 	mesh.Isolate("dc3")
-	for !strings.Contains(get(t, dc3+"/readyz", ""), "isolated") {
+	for !strings.Contains(get(t, dc3+"/readyz", c.OpsToken()), "isolated") {
 		if time.Since(cut) > time.Minute {
 			t.Fatal("dc3 still ready a minute after it was cut off")
 		}
