@@ -299,6 +299,13 @@ func TestRidesFire(t *testing.T) {
 			}
 			byDriver[v.DriverID] = append(byDriver[v.DriverID], v)
 			if v.Payment.DriverHoldID == "" {
+				// Cancelled before the hold for its driver was placed
+				// (the rider cancelled right after the accept, during the
+				// fire): the driver is owed nothing, as a fee is taken only
+				// from that hold.
+				if v.Status == "cancelled" && v.CancelFee == 0 {
+					continue
+				}
 				t.Fatalf("%s: ride %s (%s) has a driver but no hold for them", d.Name, b.id, v.Status)
 			}
 			h := hold(v.Payment.DriverHoldID)
