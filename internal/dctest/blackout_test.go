@@ -85,13 +85,7 @@ func TestBlackout(t *testing.T) {
 		return
 	}
 	mu.Lock()
-	slices.SortFunc(acks, func(a, b time.Time) int { return a.Compare(b) })
-	var outage time.Duration
-	for i := 1; i < len(acks); i++ {
-		if acks[i].After(at) && acks[i-1].After(at.Add(-time.Second)) {
-			outage = max(outage, acks[i].Sub(acks[i-1]))
-		}
-	}
+	outage := longestGap(acks, at)
 	mu.Unlock()
 	t.Logf("MEASURE %d messages and payments acknowledged; longest gap between acknowledgements around the blackout: %v", len(acks), outage.Round(time.Millisecond))
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -211,13 +210,11 @@ func TestChatFire(t *testing.T) {
 	}
 	mu.Lock()
 	total := len(acks)
-	sort.Slice(acks, func(i, j int) bool { return acks[i].at.Before(acks[j].at) })
-	var outage time.Duration
-	for i := 1; i < len(acks); i++ {
-		if acks[i].at.After(fire) || acks[i-1].at.After(fire.Add(-time.Second)) {
-			outage = max(outage, acks[i].at.Sub(acks[i-1].at))
-		}
+	var times []time.Time
+	for _, a := range acks {
+		times = append(times, a.at)
 	}
+	outage := longestGap(times, fire)
 	mu.Unlock()
 	if total != len(users)*perUser {
 		t.Fatalf("acknowledged %d of %d", total, len(users)*perUser)

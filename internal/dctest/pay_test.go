@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -95,13 +94,11 @@ func TestPayFire(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	sort.Slice(acks, func(i, j int) bool { return acks[i].at.Before(acks[j].at) })
-	var outage time.Duration
-	for i := 1; i < len(acks); i++ {
-		if acks[i].at.After(fire) && acks[i-1].at.After(fire.Add(-time.Second)) {
-			outage = max(outage, acks[i].at.Sub(acks[i-1].at))
-		}
+	var times []time.Time
+	for _, a := range acks {
+		times = append(times, a.at)
 	}
+	outage := longestGap(times, fire)
 	t.Logf("MEASURE %d payments acknowledged; longest gap between acknowledgements around the fire: %v", len(acks), outage.Round(time.Millisecond))
 	if len(acks) != len(ps)*rounds {
 		t.Fatalf("acknowledged %d of %d", len(acks), len(ps)*rounds)

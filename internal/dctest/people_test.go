@@ -3,7 +3,9 @@ package dctest_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
+	"time"
 
 	"superapp/client"
 )
@@ -87,4 +89,19 @@ func checkRing(ctx context.Context, t *testing.T, url string, ps []*person, paid
 			t.Errorf("user %d on %s: wallet %+v, want %d", i, url, w, want)
 		}
 	}
+}
+
+// longestGap is the longest wait between consecutive acknowledgements
+// (given in any order) that ended after the fault began at at: what a
+// client saw of the fault, and of anything after it.
+func longestGap(acks []time.Time, at time.Time) time.Duration {
+	acks = slices.Clone(acks)
+	slices.SortFunc(acks, func(a, b time.Time) int { return a.Compare(b) })
+	var gap time.Duration
+	for i := 1; i < len(acks); i++ {
+		if acks[i].After(at) {
+			gap = max(gap, acks[i].Sub(acks[i-1]))
+		}
+	}
+	return gap
 }
