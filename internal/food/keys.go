@@ -42,22 +42,12 @@ func storeOrderKey(id string, c uint64) string { return storeOrdersPrefix(id) + 
 func openKey(o *Order) string {
 	return store.Key("open", store.Seq(uint64(o.PlacedAt.UnixNano())), o.ID)
 }
-func endedKey(at time.Time, id string) string {
-	return store.Key("ended", store.Seq(uint64(at.UnixNano())), id)
-}
+func endedKey(at time.Time, id string) string { return store.TimeKey(endedIndex, at, id) }
 
 const (
 	storesPrefix  = "stores/"
 	ordersPrefix  = "order/"
 	openPrefix    = "open/"
 	unendedPrefix = "unended/"
-	endedPrefix   = "ended/"
+	endedIndex    = "ended" // store.TimeKey
 )
-
-// endedAt decodes the time of an ended/ key.
-func endedAt(key string) time.Time {
-	if len(key) < len(endedPrefix)+8 {
-		return time.Time{}
-	}
-	return time.Unix(0, int64(store.ParseSeq(key[len(endedPrefix):len(endedPrefix)+8])))
-}

@@ -351,17 +351,5 @@ func (s *State) unsettled(window time.Duration) []string {
 		ids = append(ids, k[len(unendedPrefix):])
 		return true
 	})
-	var last time.Time
-	s.space.Scan(endedPrefix, "", true, func(k string, _ []byte) bool {
-		at := endedAt(k)
-		if last.IsZero() {
-			last = at
-		}
-		if at.Before(last.Add(-window)) {
-			return false
-		}
-		ids = append(ids, k[len(endedPrefix)+9:])
-		return true
-	})
-	return ids
+	return append(ids, s.space.Recent(endedIndex, window)...)
 }

@@ -25,25 +25,15 @@ import (
 //	                                   time applied is the latest of this, the live rides'
 //	                                   and the last ended ride's: one key less per step.
 
-func rideKey(id string) string      { return store.Key("ride", id) }
-func activeKey(rider string) string { return store.Key("active", rider) }
-func driverKey(id string) string    { return store.Key("driver", id) }
-func onlineKey(id string) string    { return store.Key("online", id) }
-func endedKey(at time.Time, id string) string {
-	return store.Key("ended", store.Seq(uint64(at.UnixNano())), id)
-}
+func rideKey(id string) string                { return store.Key("ride", id) }
+func activeKey(rider string) string           { return store.Key("active", rider) }
+func driverKey(id string) string              { return store.Key("driver", id) }
+func onlineKey(id string) string              { return store.Key("online", id) }
+func endedKey(at time.Time, id string) string { return store.TimeKey(endedIndex, at, id) }
 
 const (
 	activePrefix = "active/"
 	onlinePrefix = "online/"
-	endedPrefix  = "ended/"
+	endedIndex   = "ended" // store.TimeKey
 	clockKey     = "clock"
 )
-
-// endedAt decodes the time of an ended/ key.
-func endedAt(key string) time.Time {
-	if len(key) < len(endedPrefix)+8 {
-		return time.Time{}
-	}
-	return time.Unix(0, int64(store.ParseSeq(key[len(endedPrefix):len(endedPrefix)+8])))
-}

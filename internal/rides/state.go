@@ -120,10 +120,7 @@ func (s *State) load() {
 		}
 	}
 	// A ride that ended carries the time it ended in its ended/ key.
-	s.space.Scan(endedPrefix, "", true, func(k string, _ []byte) bool {
-		later(endedAt(k))
-		return false
-	})
+	later(s.space.Newest(endedIndex))
 	s.stamped = s.lastAt
 }
 
@@ -375,17 +372,5 @@ func (s *State) unsettled(window time.Duration) []string {
 		ids = append(ids, id)
 	}
 	s.mu.RUnlock()
-	var last time.Time
-	s.space.Scan(endedPrefix, "", true, func(k string, _ []byte) bool {
-		at := endedAt(k)
-		if last.IsZero() {
-			last = at
-		}
-		if at.Before(last.Add(-window)) {
-			return false
-		}
-		ids = append(ids, k[len(endedPrefix)+9:])
-		return true
-	})
-	return ids
+	return append(ids, s.space.Recent(endedIndex, window)...)
 }

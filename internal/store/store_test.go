@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -371,5 +372,28 @@ func TestWrittenTablesNeedNoReadingAtOpen(t *testing.T) {
 	}
 	if _, err := verifyTables(dir, db.popts); err == nil {
 		t.Fatal("a table changed after it was recorded was not read again")
+	}
+}
+
+// TestTimeIndex: Recent lists the ids within a window of the newest time,
+// newest first; Newest is that time.
+func TestTimeIndex(t *testing.T) {
+	db := open(t, t.TempDir())
+	defer db.Close()
+	s := db.Space("FOOD")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tx := s.Begin()
+	for i, id := range []string{"a", "b", "c", "d"} {
+		tx.Set(TimeKey("ended", t0.Add(time.Duration(i)*time.Minute), id), nil)
+	}
+	tx.Commit()
+	if got := s.Recent("ended", 2*time.Minute); strings.Join(got, ",") != "d,c,b" {
+		t.Fatalf("recent: %v", got)
+	}
+	if got := s.Newest("ended"); !got.Equal(t0.Add(3 * time.Minute)) {
+		t.Fatalf("newest: %v", got)
+	}
+	if got := db.Space("RIDES").Newest("ended"); !got.IsZero() {
+		t.Fatalf("newest of an empty index: %v", got)
 	}
 }
