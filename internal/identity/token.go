@@ -1,10 +1,7 @@
 package identity
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ed25519"
-	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -17,6 +14,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"superapp/internal/keyseal"
 )
 
 // keyBundle is the secret material every node shares: the Ed25519 key that
@@ -45,35 +44,20 @@ func newKeyBundle() (*keyBundle, error) {
 	return k, nil
 }
 
-func sealKey(secret []byte) ([]byte, error) {
-	return hkdf.Key(sha256.New, secret, nil, "superapp identity keys v1", 32)
-}
-
 func (k *keyBundle) seal(secret []byte) (sealedKeys, error) {
 	plain, err := json.Marshal(k)
 	if err != nil {
 		return sealedKeys{}, err
 	}
-	aead, err := newAEAD(secret)
-	if err != nil {
-		return sealedKeys{}, err
-	}
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return sealedKeys{}, err
-	}
-	return sealedKeys{Kid: k.Kid, Sealed: aead.Seal(nonce, nonce, plain, []byte(k.Kid))}, nil
+	sealed, err := keyseal.Seal(secret, "superapp identity keys v1", k.Kid, plain)
+	return sealedKeys{Kid: k.Kid, Sealed: sealed}, err
 }
 
 func openKeys(s sealedKeys, secret []byte) (*keyBundle, error) {
-	aead, err := newAEAD(secret)
-	if err != nil {
-		return nil, err
-	}
-	if len(s.Sealed) < aead.NonceSize() {
+	plain, err := keyseal.Open(secret, "superapp identity keys v1", s.Kid, s.Sealed)
+	if errors.Is(err, keyseal.ErrTooShort) {
 		return nil, errors.New("sealed keys too short")
 	}
-	plain, err := aead.Open(nil, s.Sealed[:aead.NonceSize()], s.Sealed[aead.NonceSize():], []byte(s.Kid))
 	if err != nil {
 		return nil, errors.New("cannot open token keys: is the cluster secret the same on every node?")
 	}
@@ -86,18 +70,6 @@ func openKeys(s sealedKeys, secret []byte) (*keyBundle, error) {
 	}
 	k.priv = ed25519.NewKeyFromSeed(k.SigningKey)
 	return &k, nil
-}
-
-func newAEAD(secret []byte) (cipher.AEAD, error) {
-	key, err := sealKey(secret)
-	if err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
 }
 
 // claims are an access token's claims.

@@ -1,10 +1,7 @@
 package oauth
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ed25519"
-	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -15,6 +12,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"superapp/internal/keyseal"
 )
 
 // keyBundle is the secret material every node shares: the Ed25519 key that
@@ -45,43 +44,20 @@ func newKeyBundle() (*keyBundle, error) {
 	return k, nil
 }
 
-func newAEAD(secret []byte) (cipher.AEAD, error) {
-	key, err := hkdf.Key(sha256.New, secret, nil, "superapp oauth keys v1", 32)
-	if err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
-}
-
 func (k *keyBundle) seal(secret []byte) (sealedKeys, error) {
 	plain, err := json.Marshal(k)
 	if err != nil {
 		return sealedKeys{}, err
 	}
-	aead, err := newAEAD(secret)
-	if err != nil {
-		return sealedKeys{}, err
-	}
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return sealedKeys{}, err
-	}
-	return sealedKeys{Kid: k.Kid, Sealed: aead.Seal(nonce, nonce, plain, []byte(k.Kid))}, nil
+	sealed, err := keyseal.Seal(secret, "superapp oauth keys v1", k.Kid, plain)
+	return sealedKeys{Kid: k.Kid, Sealed: sealed}, err
 }
 
 func openKeys(s sealedKeys, secret []byte) (*keyBundle, error) {
-	aead, err := newAEAD(secret)
-	if err != nil {
-		return nil, err
-	}
-	if len(s.Sealed) < aead.NonceSize() {
+	plain, err := keyseal.Open(secret, "superapp oauth keys v1", s.Kid, s.Sealed)
+	if errors.Is(err, keyseal.ErrTooShort) {
 		return nil, errors.New("sealed oauth keys too short")
 	}
-	plain, err := aead.Open(nil, s.Sealed[:aead.NonceSize()], s.Sealed[aead.NonceSize():], []byte(s.Kid))
 	if err != nil {
 		return nil, errors.New("cannot open oauth keys: is the cluster secret the same on every node?")
 	}
