@@ -79,6 +79,17 @@ type view struct {
 func (s *State) view() view                { return view{Snapshot: s.space.Snapshot(), sp: s.space} }
 func (v view) Fail(what string, err error) { v.sp.Fail(what, err) }
 
+// get reads and decodes key (ok false: absent); a record that cannot be
+// decoded reports the store broken.
+func get[T any](r reader, key string, decode func([]byte) (T, error)) (v T, ok bool) {
+	b, ok := r.Get(key)
+	if !ok {
+		return v, false
+	}
+	v, err := decode(b)
+	return check(r, key, v, err), true
+}
+
 // check returns what was decoded from key, or reports the store broken.
 func check[T any](r reader, key string, v T, err error) T {
 	if err != nil {
@@ -87,22 +98,10 @@ func check[T any](r reader, key string, v T, err error) T {
 	return v
 }
 
-func getStore(r reader, id string) (*storeRec, bool) {
-	b, ok := r.Get(storeKey(id))
-	if !ok {
-		return nil, false
-	}
-	st, err := decodeStore(b)
-	return check(r, storeKey(id), st, err), true
-}
+func getStore(r reader, id string) (*storeRec, bool) { return get(r, storeKey(id), decodeStore) }
 
 func getItem(r reader, storeID, item string) (*itemRec, bool) {
-	b, ok := r.Get(itemKey(storeID, item))
-	if !ok {
-		return nil, false
-	}
-	it, err := decodeItem(b)
-	return check(r, itemKey(storeID, item), it, err), true
+	return get(r, itemKey(storeID, item), decodeItem)
 }
 
 // catalogue is a store's items in catalogue order.
@@ -122,12 +121,8 @@ func catalogue(r view, storeID string) []Item {
 }
 
 func getCart(r reader, user, storeID string) []Line {
-	b, ok := r.Get(cartKey(user, storeID))
-	if !ok {
-		return nil
-	}
-	ls, err := decodeCart(b)
-	return check(r, cartKey(user, storeID), ls, err)
+	ls, _ := get(r, cartKey(user, storeID), decodeCart)
+	return ls
 }
 
 // priced is a user's cart at today's prices.
@@ -148,14 +143,7 @@ func priced(r reader, st *storeRec, lines []Line) Cart {
 	return c
 }
 
-func getOrder(r reader, id string) (*Order, bool) {
-	b, ok := r.Get(orderKey(id))
-	if !ok {
-		return nil, false
-	}
-	o, err := decodeOrder(b)
-	return check(r, orderKey(id), o, err), true
-}
+func getOrder(r reader, id string) (*Order, bool) { return get(r, orderKey(id), decodeOrder) }
 
 // Store returns a store as anyone sees it at at.
 func (s *State) Store(id string, at time.Time) (StoreView, bool) {
