@@ -325,7 +325,7 @@ func idleConns(ctx context.Context, cl *cluster.Cluster, c *client.Client, n int
 	if err != nil {
 		return err
 	}
-	goBefore, err := goMemory(cl.DCs[0].URL())
+	goBefore, err := goMemory(ctx, cl.DCs[0].URL())
 	if err != nil {
 		return err
 	}
@@ -353,7 +353,7 @@ func idleConns(ctx context.Context, cl *cluster.Cluster, c *client.Client, n int
 	if err != nil {
 		return err
 	}
-	goAfter, err := goMemory(cl.DCs[0].URL())
+	goAfter, err := goMemory(ctx, cl.DCs[0].URL())
 	if err != nil {
 		return err
 	}
@@ -365,37 +365,12 @@ func idleConns(ctx context.Context, cl *cluster.Cluster, c *client.Client, n int
 }
 
 // goMemory reads a node's Go heap and stack bytes in use from /metrics.
-func goMemory(base string) (int64, error) {
-	req, err := http.NewRequest("GET", base+"/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+benchOpsToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	var total float64
-	for _, line := range strings.Split(string(b), "\n") {
-		for _, name := range []string{"go_memstats_heap_inuse_bytes ", "go_memstats_stack_inuse_bytes "} {
-			if v, ok := strings.CutPrefix(line, name); ok {
-				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-				if err != nil {
-					return 0, err
-				}
-				total += f
-			}
-		}
-	}
-	if total == 0 {
+func goMemory(ctx context.Context, base string) (int64, error) {
+	m := metricValues(ctx, base, "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes")
+	if m[0]+m[1] == 0 {
 		return 0, fmt.Errorf("no Go memory figures in %s/metrics", base)
 	}
-	return int64(total), nil
+	return int64(m[0] + m[1]), nil
 }
 
 // pidOf finds the process listening on a DC's HTTP address through /proc.
