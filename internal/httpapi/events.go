@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -120,6 +123,7 @@ type eventConn struct {
 	held    [][]*chat.Event // live events that came while replaying
 	queue   [][]*chat.Event // waiting for the writer
 	ping    bool            // a ping is due
+	pong    bool            // the device pinged: a pong frame is due
 	writing bool
 }
 
@@ -167,6 +171,14 @@ func (c *eventConn) pingDue() {
 	}
 }
 
+// pongDue answers a device's ping frame.
+func (c *eventConn) pongDue() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pong = true
+	c.kick()
+}
+
 // kick starts the writer if it is not running; the caller holds c.mu.
 func (c *eventConn) kick() {
 	if !c.writing && c.ctx.Err() == nil {
@@ -179,15 +191,15 @@ func (c *eventConn) kick() {
 func (c *eventConn) write() {
 	for {
 		c.mu.Lock()
-		ping := c.ping
+		ping, pong := c.ping, c.pong
 		var evs []*chat.Event
 		if len(c.queue) > 0 {
 			evs = c.queue[0]
 			c.queue[0] = nil
 			c.queue = c.queue[1:]
 		}
-		c.ping = false
-		if evs == nil && !ping {
+		c.ping, c.pong = false, false
+		if evs == nil && !ping && !pong {
 			c.writing = false
 			c.queue = nil // let an emptied backing array go
 			c.mu.Unlock()
@@ -200,18 +212,29 @@ func (c *eventConn) write() {
 			c.mu.Unlock()
 			return
 		}
-		var err error
-		if evs != nil {
-			err = writeJSON(c.ctx, c.ws, frameOf(evs))
-		} else {
-			pctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
-			err = c.ws.Ping(pctx)
-			cancel()
-		}
-		if err != nil {
+		if err := c.writeDue(ping, pong, evs); err != nil {
 			c.drop()
 		}
 	}
+}
+
+// writeDue sends a pong the device asked for, then one cursor's events or,
+// with none, a ping: events tell the device as well that its node lives.
+func (c *eventConn) writeDue(ping, pong bool, evs []*chat.Event) error {
+	if pong {
+		if err := writeJSON(c.ctx, c.ws, frame{Type: "pong"}); err != nil {
+			return err
+		}
+	}
+	if evs != nil {
+		return writeJSON(c.ctx, c.ws, frameOf(evs))
+	}
+	if !ping {
+		return nil
+	}
+	pctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
+	defer cancel()
+	return c.ws.Ping(pctx)
 }
 
 // goLive sends what was held while replaying and switches to live pushes.
@@ -229,7 +252,7 @@ func (c *eventConn) goLive() {
 // so a device that saw a frame saw all of its cursor; or an ephemeral
 // typing indicator (no cursor).
 type frame struct {
-	Type           string        `json:"type"` // "events" or "typing"
+	Type           string        `json:"type"` // "events", "typing" or "pong"
 	Cursor         uint64        `json:"cursor,omitempty"`
 	Events         []*chat.Event `json:"events,omitempty"`
 	ConversationID string        `json:"conversation_id,omitempty"`
@@ -243,7 +266,44 @@ func frameOf(evs []*chat.Event) frame {
 	return frame{Type: "events", Cursor: evs[0].Cursor, Events: evs}
 }
 
-// typingFrame is what a device sends while its user types.
+// wsProtocol is the event stream's subprotocol. A browser, which cannot
+// set an Authorization header on a WebSocket, offers it together with
+// wsBearerPrefix+token: "Sec-WebSocket-Protocol: superapp.v1,
+// superapp.bearer.<access token>". The node answers superapp.v1 only.
+const (
+	wsProtocol     = "superapp.v1"
+	wsBearerPrefix = "superapp.bearer."
+)
+
+// wsBearer returns the access token a WebSocket handshake offers as a
+// subprotocol.
+func wsBearer(r *http.Request) (string, bool) {
+	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(h, ",") {
+			if tok, ok := strings.CutPrefix(strings.TrimSpace(p), wsBearerPrefix); ok && tok != "" {
+				return tok, true
+			}
+		}
+	}
+	return "", false
+}
+
+// wsOrigins are the browser origins (host patterns) that may open the
+// event stream besides the node's own host: the configured ones and every
+// DC's, whose web app moves here when its own DC fails.
+func (s *Server) wsOrigins() []string {
+	out := slices.Clone(s.cfg.WSOrigins)
+	for _, o := range s.AppOrigins() {
+		if u, err := url.Parse(o); err == nil {
+			out = append(out, u.Host)
+		}
+	}
+	return out
+}
+
+// typingFrame is what a device sends while its user types, or a ping
+// ("ping"): a browser cannot send WebSocket pings, so it asks with a frame
+// and the node answers {"type":"pong"}.
 type typingFrame struct {
 	Type           string `json:"type"`
 	ConversationID string `json:"conversation_id"`
@@ -254,7 +314,7 @@ func (s *Server) events(c *call) error {
 	if err != nil {
 		return err
 	}
-	ws, err := websocket.Accept(c.w, c.r, &websocket.AcceptOptions{OriginPatterns: s.cfg.WSOrigins})
+	ws, err := websocket.Accept(c.w, c.r, &websocket.AcceptOptions{OriginPatterns: s.wsOrigins(), Subprotocols: []string{wsProtocol}})
 	if err != nil {
 		c.wrote, c.status = true, http.StatusBadRequest // Accept answered
 		return nil
@@ -332,7 +392,14 @@ func (s *Server) readFrames(ec *eventConn) {
 			return
 		}
 		var f typingFrame
-		if json.Unmarshal(b, &f) != nil || f.Type != chat.EvTyping {
+		if json.Unmarshal(b, &f) != nil {
+			continue
+		}
+		if f.Type == "ping" {
+			ec.pongDue()
+			continue
+		}
+		if f.Type != chat.EvTyping {
 			continue
 		}
 		if s.cfg.Chat.State().IsMember(f.ConversationID, ec.user) && s.cfg.Typing != nil {

@@ -129,11 +129,31 @@ func TestEventStreamForbidden(t *testing.T) {
 			t.Fatalf("event stream without a valid token: %v %v", err, resp)
 		}
 	}
-	// Browsers pass the token in the query.
+	// Browsers offer the token as a subprotocol, never in the URL.
 	a, _ := e.user("Q")
-	c, _, err := websocket.Dial(context.Background(), ws+"?access_token="+a.AccessToken(), nil)
-	if err != nil {
-		t.Fatalf("query token: %v", err)
+	if _, resp, err := websocket.Dial(context.Background(), ws+"?access_token="+a.AccessToken(), nil); err == nil || resp == nil || resp.StatusCode != 401 {
+		t.Fatalf("a token in the URL was taken: %v %v", err, resp)
+	}
+	if _, resp, err := websocket.Dial(context.Background(), ws, &websocket.DialOptions{Subprotocols: []string{"superapp.v1", "superapp.bearer.nope"}}); err == nil || resp == nil || resp.StatusCode != 401 {
+		t.Fatalf("a bad subprotocol token was taken: %v %v", err, resp)
+	}
+	c := dialEvents(t, context.Background(), e.url, a.AccessToken())
+	if c.Subprotocol() != "superapp.v1" {
+		t.Fatalf("subprotocol %q, want superapp.v1", c.Subprotocol())
+	}
+	// A browser cannot send WebSocket pings: it sends a ping frame and
+	// hears a pong.
+	if err := c.Write(context.Background(), websocket.MessageText, []byte(`{"type":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, b, err := c.Read(context.Background())
+		if err != nil {
+			t.Fatalf("no pong: %v", err)
+		}
+		if strings.Contains(string(b), `"type":"pong"`) {
+			break
+		}
 	}
 	c.CloseNow()
 	// Another user's events are never sent: b's stream stays silent when a
@@ -182,4 +202,16 @@ func TestEventStreamConcurrentSends(t *testing.T) {
 			seen[ev.Message.ID], lastSeq = true, ev.Message.Seq
 		}
 	}
+}
+
+// dialEvents opens a user's event stream as the web app does: the token
+// offered as a subprotocol.
+func dialEvents(t *testing.T, ctx context.Context, url, token string) *websocket.Conn {
+	t.Helper()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/v1/events",
+		&websocket.DialOptions{Subprotocols: []string{"superapp.v1", "superapp.bearer." + token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ws
 }

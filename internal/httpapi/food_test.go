@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 
 	"superapp/client"
 	"superapp/internal/node/nodetest"
@@ -22,10 +21,7 @@ const allWeek = `[{"day":0,"open":"00:00","close":"24:00"},{"day":1,"open":"00:0
 // foodFrames reads a user's event stream, live: its food frames only.
 func foodFrames(t *testing.T, ctx context.Context, url string, user *client.Client) <-chan map[string]any {
 	t.Helper()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/v1/events?access_token="+user.AccessToken(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws := dialEvents(t, ctx, url, user.AccessToken())
 	out := make(chan map[string]any, 64)
 	live := make(chan struct{})
 	go func() {

@@ -197,11 +197,18 @@ func (s *Server) miniappAccess(c *call, scope string) (oauth.Access, error) {
 type clientRef struct {
 	ClientID string `json:"client_id"`
 	Name     string `json:"name"`
+	// OwnerName is who registered the app, as their profile names them:
+	// the consent page shows it, so a person sees who stands behind it.
+	OwnerName string `json:"owner_name"`
 }
 
 func (s *Server) clientRef(id string) clientRef {
 	cl, _ := s.cfg.OAuth.State().Client(id)
-	return clientRef{ClientID: id, Name: cl.Name}
+	ref := clientRef{ClientID: id, Name: cl.Name}
+	if cl.Owner != "" {
+		ref.OwnerName = s.publicProfile(cl.Owner).Name
+	}
+	return ref
 }
 
 // requestView is what the consent page shows: who asks, for what, and

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 
 	"superapp/client"
 )
@@ -89,10 +88,7 @@ func (e *env) wallet(user *client.Client) (available, pending float64) {
 // rideFrames reads a user's event stream, live: its ride frames only.
 func rideFrames(t *testing.T, ctx context.Context, url string, user *client.Client) <-chan map[string]any {
 	t.Helper()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/v1/events?access_token="+user.AccessToken(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws := dialEvents(t, ctx, url, user.AccessToken())
 	out := make(chan map[string]any, 64)
 	live := make(chan struct{})
 	go func() {

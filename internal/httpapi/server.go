@@ -123,6 +123,8 @@ type Config struct {
 	Endpoints func() []Endpoint
 	// Ops serves the operator endpoints (status, evacuation).
 	Ops Ops
+	// App serves the web app: every path that is not the API's.
+	App http.Handler
 }
 
 // Endpoint is one DC's public HTTP endpoint.
@@ -155,7 +157,7 @@ type route struct {
 	method, pattern string
 	feature         string // admission-control bulkhead and metrics label
 	auth            bool
-	long            bool // a long-lived stream: outside admission control; token also in ?access_token
+	long            bool // a long-lived stream: outside admission control; token also as a WebSocket subprotocol
 	maxBody         int64
 	handle          func(c *call) error
 }
@@ -181,6 +183,7 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.opsRoutes()...)
 	s.routes = append(s.routes, s.clusterOpsRoutes()...)
 	s.routes = append(s.routes, s.identityRoutes()...)
+	s.routes = append(s.routes, s.webSessionRoutes()...)
 	s.routes = append(s.routes, s.socialRoutes()...)
 	s.routes = append(s.routes, s.chatRoutes()...)
 	s.routes = append(s.routes, s.payRoutes()...)
@@ -224,11 +227,20 @@ func (s *Server) Isolation(isolated bool) {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.cors(w, r) {
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.App != nil && !isAPIPath(r.URL.Path) {
+		s.cfg.App.ServeHTTP(w, r)
+		return
+	}
 	c := &call{s: s, w: w, r: r, reqID: requestID(r)}
 	w.Header().Set(HeaderRequestID, c.reqID)
 	// The mux answers a known path with the wrong method here too.
@@ -305,9 +317,9 @@ func (c *call) run() error {
 	if c.rt.auth {
 		tok, ok := strings.CutPrefix(c.r.Header.Get("Authorization"), "Bearer ")
 		if !ok && c.rt.long {
-			// Browsers cannot set headers on a WebSocket.
-			tok = c.r.URL.Query().Get("access_token")
-			ok = tok != ""
+			// Browsers cannot set headers on a WebSocket; they offer the
+			// token as a subprotocol (never in the URL, which logs keep).
+			tok, ok = wsBearer(c.r)
 		}
 		if !ok || tok == "" {
 			c.w.Header().Set("WWW-Authenticate", `Bearer realm="superapp"`)

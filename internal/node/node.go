@@ -42,6 +42,7 @@ import (
 	"superapp/internal/rides"
 	"superapp/internal/social"
 	"superapp/internal/store"
+	"superapp/web"
 )
 
 // Config configures a node.
@@ -255,6 +256,8 @@ func New(cfg Config) (*Node, error) {
 		WriteTimeout:   cfg.WriteTimeout,
 		Ops:            n,
 		Endpoints:      n.Endpoints,
+		// The web app may call every DC: it moves to another when its own fails.
+		App:   web.Handler(func() []string { return n.api.AppOrigins() }),
 		Ready:          n.Ready, OpenAPI: api.OpenAPI, OpsToken: cfg.OpsToken, OpsLoopback: opsLoopback(cfg), Logger: cfg.Logger, Registry: reg,
 	})
 	n.chat.State().Notify(n.api.Hub().Notify)
