@@ -36,15 +36,15 @@ test('two people chat in real time on two DCs', async () => {
   await bob.page.goto(`/chats/${conv}`);
   await bob.page.getByRole('list', { name: 'Messages' }).waitFor();
   // Typing shows on the other DC.
-  await alice.page.getByLabel('Message').pressSequentially('Hello Bob', { delay: 20 });
+  await alice.page.getByRole('textbox', { name: 'Message' }).pressSequentially('Hello Bob', { delay: 20 });
   await bob.page.getByText('Alice Kim is typing…').waitFor({ timeout: 10_000 });
   await alice.page.getByRole('button', { name: 'Send' }).click();
   await bob.page.getByRole('list', { name: 'Messages' }).getByText('Hello Bob').waitFor();
   // Bob's open page reads it: Alice sees the receipt.
   await alice.page.getByRole('list', { name: 'Messages' }).locator('li.msg.mine').last().getByText('Read').waitFor({ timeout: 10_000 });
 
-  await bob.page.getByLabel('Message').fill('Hi Alice! Photo from the market:');
-  await bob.page.getByLabel('Message').press('Enter');
+  await bob.page.getByRole('textbox', { name: 'Message' }).fill('Hi Alice! Photo from the market:');
+  await bob.page.getByRole('textbox', { name: 'Message' }).press('Enter');
   await bob.page.locator('input[type=file]').setInputFiles({ name: 'market.png', mimeType: 'image/png', buffer: png });
   await alice.page.getByRole('img', { name: 'market.png' }).waitFor({ timeout: 15_000 });
   await alice.page.getByText('Hi Alice! Photo from the market:').waitFor();
