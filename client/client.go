@@ -145,6 +145,12 @@ type Request struct {
 	// Raw, if set, is sent as the body instead of Body, as ContentType.
 	Raw         []byte
 	ContentType string
+	// Header holds extra request headers. An Authorization header in it
+	// (say, a mini-app's client credentials) replaces the bearer token.
+	Header http.Header
+	// Location, if set, makes a redirect (3xx) the answer instead of
+	// something to follow: it receives where the redirect points.
+	Location *string
 }
 
 // NewKey returns a random idempotency key.
@@ -194,7 +200,8 @@ type answer struct {
 	status int
 	raw    []byte
 	err    error
-	stale  bool // the DC answered while cut off from the others
+	stale  bool   // the DC answered while cut off from the others
+	loc    string // a redirect's Location, when the request asked for it
 }
 
 // final reports whether the answer ends the request: a success, or an
@@ -295,6 +302,9 @@ func decodeAnswer(req Request, a answer, out any) error {
 	if a.err != nil {
 		return a.err
 	}
+	if req.Location != nil {
+		*req.Location = a.loc
+	}
 	if b, ok := out.(*[]byte); ok {
 		*b = a.raw // the caller wants the bytes as they are
 		return nil
@@ -329,15 +339,24 @@ func (c *Client) try(ctx context.Context, base string, req Request, body []byte)
 	if req.IdempotencyKey != "" {
 		hr.Header.Set("Idempotency-Key", req.IdempotencyKey)
 	}
+	for k, vs := range req.Header {
+		hr.Header[http.CanonicalHeaderKey(k)] = vs
+	}
 	c.mu.Lock()
-	if tok := c.access; tok != "" && !req.NoAuth {
+	if tok := c.access; tok != "" && !req.NoAuth && hr.Header.Get("Authorization") == "" {
 		hr.Header.Set("Authorization", "Bearer "+tok)
 	}
 	if pos := c.positionLocked(); pos != "" {
 		hr.Header.Set("X-Superapp-Position", pos)
 	}
 	c.mu.Unlock()
-	resp, err := c.hc.Do(hr)
+	hc := c.hc
+	if req.Location != nil {
+		noFollow := *c.hc
+		noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		hc = &noFollow
+	}
+	resp, err := hc.Do(hr)
 	if err != nil {
 		a.err = err
 		return a
@@ -353,6 +372,10 @@ func (c *Client) try(ctx context.Context, base string, req Request, body []byte)
 		// has, but the next request goes to another DC.
 		a.stale = true
 		c.moveFrom(base)
+	}
+	if req.Location != nil && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		a.loc = resp.Header.Get("Location")
+		return a
 	}
 	if resp.StatusCode >= 300 {
 		var eb struct {
