@@ -1,10 +1,15 @@
 // Package drill is `superapp drill`: it starts three DCs (or attaches to
-// running ones), drives a realistic mix of logins, chat and payments from
-// many simulated users through failover-capable clients, injects faults —
-// fire, crash, partition, rebuild from empty — and then proves what
-// happened: every acknowledged write is there exactly once, the ledger's
-// invariants hold and every DC holds the same state. It must never report
-// success when a check could not be made.
+// running ones), drives a realistic mix of every feature from many
+// simulated users through failover-capable clients — logins, chat,
+// payments, rides (with drivers), food orders (with a merchant and
+// couriers), "Login with superapp" to mini-apps and the mini-apps' pay
+// requests with their webhooks (received by the drill itself, on
+// loopback: DCs it attaches to must allow that, --webhook-loopback) —
+// injects faults — fire, crash, partition, rebuild from empty, blackout —
+// and then proves what happened: every acknowledged write is there
+// exactly once on every DC, the ledger's invariants hold and every DC
+// holds the same state. It must never report success when a check could
+// not be made.
 package drill
 
 import (
@@ -97,12 +102,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	hc := &http.Client{Transport: &transport{rec: d.rec, next: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}}}
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	for i := 0; i < o.Users; i++ {
-		d.users = append(d.users, newUser(i, endpoints, hc, run))
+	hk, err := newHooks()
+	if err != nil {
+		return nil, fmt.Errorf("webhook receiver: %w", err)
 	}
-	fmt.Fprintf(o.Out, "drill: %d users on %d DCs, load for at least %v, faults: %s\n", o.Users, len(endpoints), o.Duration, strings.Join(o.Faults, ", "))
+	defer hk.close()
+	d.w = newWorld(o.Users, endpoints, hc, run, hk)
+	fmt.Fprintf(o.Out, "drill: %d users (and %d drivers, %d couriers, a merchant) on %d DCs, load for at least %v, faults: %s\n",
+		o.Users, len(d.w.drivers), len(d.w.couriers), len(endpoints), o.Duration, strings.Join(o.Faults, ", "))
 	sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	err := setup(sctx, d.users)
+	err = setup(sctx, d.w)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
@@ -114,12 +123,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 }
 
 type drill struct {
-	o     Options
-	rec   *recorder
-	r     *rand.Rand
-	cl    *cluster.Cluster
-	mesh  *faultproxy.Mesh
-	users []*user
+	o    Options
+	rec  *recorder
+	r    *rand.Rand
+	cl   *cluster.Cluster
+	mesh *faultproxy.Mesh
+	w    *world
 
 	mu     sync.Mutex
 	faults []Fault
@@ -128,7 +137,9 @@ type drill struct {
 
 func (d *drill) startCluster(ctx context.Context) ([]string, error) {
 	var mesh *faultproxy.Mesh
-	cl, err := cluster.New(cluster.Options{Binary: d.o.Binary, Dir: d.o.Dir, OpsToken: "drill-ops-" + strconv.FormatUint(d.o.Seed, 10),
+	// The drill's mini-app backend listens on loopback: the DCs may send
+	// webhooks there.
+	cl, err := cluster.New(cluster.Options{Binary: d.o.Binary, Dir: d.o.Dir, OpsToken: "drill-ops-" + strconv.FormatUint(d.o.Seed, 10), Args: []string{"--webhook-loopback"},
 		RouteVia: func(from, to *cluster.DC) string { return mesh.Addr(from.Name, to.Name) }})
 	if err != nil {
 		return nil, err
@@ -169,16 +180,29 @@ func (d *drill) stop() {
 }
 
 // load runs every user and the fault scenario, and prints progress.
+// The workers go on until every person is done: a ride or an order under
+// way when the load stops is driven or delivered to its end.
 func (d *drill) load(ctx context.Context) {
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, u := range d.users {
+	stop, workersStop := make(chan struct{}), make(chan struct{})
+	var wg, workers sync.WaitGroup
+	for _, u := range d.w.users {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			u.work(ctx, stop, d.rec, d.users)
+			u.live(ctx, stop, d.rec)
 		}()
 	}
+	for _, u := range d.w.workers() {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			u.live(ctx, workersStop, d.rec)
+		}()
+	}
+	defer func() {
+		close(workersStop)
+		workers.Wait()
+	}()
 	progress := time.NewTicker(5 * time.Second)
 	defer progress.Stop()
 	faultsDone := make(chan struct{})
@@ -223,10 +247,13 @@ func (d *drill) progress() {
 			parts = append(parts, fmt.Sprintf("%s %.1f%%", f, 100*r))
 		}
 	}
+	var acked []string
 	d.rec.mu.Lock()
-	acked := fmt.Sprintf("acked chat %d, pay %d, identity %d", d.rec.feats["chat"].acked, d.rec.feats["pay"].acked, d.rec.feats["identity"].acked)
+	for _, f := range Features {
+		acked = append(acked, fmt.Sprintf("%s %d", f, d.rec.feats[f].acked))
+	}
 	d.rec.mu.Unlock()
-	fmt.Fprintf(d.o.Out, "t=%4.0fs  fault: %-28s  %s  (%s)\n", time.Since(d.rec.start).Seconds(), now, strings.Join(parts, "  "), acked)
+	fmt.Fprintf(d.o.Out, "t=%4.0fs  fault: %-28s  %s  (acked %s)\n", time.Since(d.rec.start).Seconds(), now, strings.Join(parts, "  "), strings.Join(acked, ", "))
 }
 
 func (d *drill) setNow(s string) {
@@ -265,7 +292,8 @@ func (d *drill) scenario(ctx context.Context) {
 // victim picks the DC to hurt: the leader of a busy stream (the worst
 // case), else any.
 func (d *drill) victim(ctx context.Context, i int) string {
-	stream := []string{"CHAT", "LEDGER", "IDENTITY"}[i%3]
+	streams := []string{"CHAT", "LEDGER", "IDENTITY", "RIDES", "FOOD", "OAUTH", "MINIAPP"}
+	stream := streams[i%len(streams)]
 	if dc, err := d.cl.Leader(ctx, stream); err == nil {
 		return dc
 	}
@@ -375,9 +403,8 @@ func (d *drill) finish(ctx context.Context) (*Report, error) {
 	}
 	vctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	checks := map[string]func(context.Context, []*user) (verdict, error){"chat": verifyChat, "pay": verifyPay, "identity": verifyIdentity}
 	for _, f := range Features {
-		v, err := checks[f](vctx, d.users)
+		v, err := checks[f](vctx, d.w)
 		if err != nil {
 			return nil, fmt.Errorf("verify %s: %w", f, err)
 		}

@@ -8,16 +8,25 @@ import (
 	"time"
 )
 
-// Features the drill drives and reports on.
-var Features = []string{"identity", "chat", "pay"}
+// Features the drill drives and reports on ("oauth" is Login with
+// superapp: see oauth.go for why it has a key of its own).
+var Features = []string{"identity", "chat", "pay", "rides", "food", "oauth", "miniapp"}
 
 // featureOf names the feature a request path belongs to.
 func featureOf(path string) string {
 	switch {
 	case strings.HasPrefix(path, "/v1/conversations"), strings.HasPrefix(path, "/v1/sync"), strings.HasPrefix(path, "/v1/events"):
 		return "chat"
-	case strings.HasPrefix(path, "/v1/wallet"):
+	case strings.HasPrefix(path, "/v1/wallet"), strings.HasPrefix(path, "/v1/merchants"):
 		return "pay"
+	case strings.HasPrefix(path, "/v1/rides"):
+		return "rides"
+	case strings.HasPrefix(path, "/v1/food"):
+		return "food"
+	case strings.HasPrefix(path, "/v1/oauth"), strings.HasPrefix(path, "/oidc"):
+		return "oauth"
+	case strings.HasPrefix(path, "/v1/miniapp"), strings.HasPrefix(path, "/v1/pay-requests"), strings.HasPrefix(path, "/v1/apps"):
+		return "miniapp"
 	default:
 		return "identity"
 	}

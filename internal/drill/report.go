@@ -103,7 +103,8 @@ func sortedKeys[V any](m map[string]V) []string {
 	return ks
 }
 
-var colors = map[string]string{"identity": "#7b4fd6", "chat": "#1f8a4c", "pay": "#d6641f"}
+var colors = map[string]string{"identity": "#7b4fd6", "chat": "#1f8a4c", "pay": "#d6641f",
+	"rides": "#1f5fd6", "food": "#c9a100", "oauth": "#d61f8a", "miniapp": "#1fa3a3"}
 
 // html draws success rate per feature over time, faults shaded.
 func (r *Report) html(w io.Writer) error {
@@ -161,12 +162,14 @@ func (r *Report) html(w io.Writer) error {
 		Y       float64
 		Bars    []bar
 	}
-	const barH, rowH, barLeft, barWidth = 10.0, 46.0, 150.0, 700.0
+	const barH, barLeft, barWidth = 10.0, 150.0, 700.0
 	var longest int64 = 1000
+	rowH := 46.0 // room for a fault's label and one bar per feature
 	for _, f := range r.Faults {
 		for _, ms := range f.OutageMS {
 			longest = max(longest, ms)
 		}
+		rowH = max(rowH, barH*float64(len(f.OutageMS))+16)
 	}
 	var faults []faultRow
 	for i, f := range r.Faults {
