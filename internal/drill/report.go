@@ -200,6 +200,7 @@ h1{margin:0 0 4px}h2{margin:28px 0 8px;font-size:17px}
 .verdict{font-size:15px;margin:0 0 16px}.ok{color:#1f7a3c}.bad{color:#b3261e}
 table{border-collapse:collapse;width:100%;margin:6px 0}th,td{padding:5px 8px;border-bottom:1px solid #e4e4e4;text-align:right;white-space:nowrap}
 th{background:#f5f5f7;font-weight:600}th.group{text-align:center;border-bottom:1px solid #d8d8dc}td:first-child,th:first-child{text-align:left}.left{text-align:left}
+td.saw{white-space:normal}
 .swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px}
 .wrap{overflow-x:auto}svg{max-width:100%;height:auto}small{color:#666}
 </style></head>
@@ -220,7 +221,7 @@ DCs {{if .R.Converged}}converged{{else}}<b class="bad">did not converge</b>{{end
 <h2>Faults</h2>
 {{if .Faults}}<div class="wrap"><table>
 <tr><th>#</th><th class="left">kind</th><th class="left">DC</th><th>start</th><th>ready again</th><th>recovery</th><th class="left">what users saw (longest write wait)</th></tr>
-{{range .Faults}}<tr><td>{{.N}}</td><td class="left">{{.Kind}}</td><td class="left">{{.DC}}</td><td>{{printf "%.1f" .At}} s</td><td>{{printf "%.1f" .End}} s</td><td>{{.RecoveryMS}} ms</td><td class="left">{{range $i, $o := .Outages}}{{if $i}}, {{end}}{{$o}}{{end}}{{if .Error}} <b class="bad">{{.Error}}</b>{{end}}</td></tr>
+{{range .Faults}}<tr><td>{{.N}}</td><td class="left">{{.Kind}}</td><td class="left">{{.DC}}</td><td>{{printf "%.1f" .At}} s</td><td>{{printf "%.1f" .End}} s</td><td>{{.RecoveryMS}} ms</td><td class="left saw">{{range $i, $o := .Outages}}{{if $i}}, {{end}}{{$o}}{{end}}{{if .Error}} <b class="bad">{{.Error}}</b>{{end}}</td></tr>
 {{end}}</table></div>
 
 <h2>Client-visible outage of each fault</h2>
