@@ -46,7 +46,8 @@ function Shell() {
   const path = loc.path;
   useEffect(() => {
     if (state === false && !publicPaths.includes(path)) {
-      const back = loc.url === '/' ? '' : `?next=${encodeURIComponent(loc.url)}`;
+      // A deep link comes back after the log-in; a log-out starts afresh.
+      const back = loc.url === '/' || session.loggedOut ? '' : `?next=${encodeURIComponent(loc.url)}`;
       loc.route(`/login${back}`, true);
     }
     if (state === true && publicPaths.includes(path)) {

@@ -86,8 +86,11 @@ class Net {
         if (r.response) return r.response;
         throw r.error ?? new Error('no DC answered');
       }
+      // Every DC refused for now (a stream electing its new leader after
+      // a fire answers 503 for about a second): ask again soon, then
+      // less often.
       round++;
-      await sleep(Math.min(100 * 2 ** round, 2000));
+      await sleep(performance.now() - started < 3000 ? 100 : Math.min(250 * 2 ** (round / 4), 2000));
     }
   }
 

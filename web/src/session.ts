@@ -17,6 +17,8 @@ class Session {
   sessionId = '';
   /** null: not known yet (restoring); false: logged out; true: logged in. */
   state = signal<boolean | null>(null);
+  /** The person logged out here (rather than a session that ended). */
+  loggedOut = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private refreshing: Promise<boolean> | null = null;
 
@@ -24,6 +26,7 @@ class Session {
     // Not a secret: it only spares a page that never logged in a refresh
     // bound to fail.
     localStorage.setItem('superapp.session', '1');
+    this.loggedOut = false;
     this.token = t.access_token;
     this.sessionId = t.session_id;
     this.userId.value = t.user_id;
@@ -71,6 +74,7 @@ class Session {
   }
 
   async logout(): Promise<void> {
+    this.loggedOut = true;
     const h = new Headers(csrf);
     h.set('Authorization', `Bearer ${this.token}`);
     try {

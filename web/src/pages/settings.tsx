@@ -1,5 +1,4 @@
 import { useEffect, useState } from 'preact/hooks';
-import { useLocation } from 'preact-iso';
 import * as api from '../api';
 import { call, type Session as Device } from '../api';
 import { session } from '../session';
@@ -8,7 +7,6 @@ import { t, lang, setLang, formatTime } from '../i18n';
 import { Page, ErrorText } from '../ui';
 
 export function Settings() {
-  const { route } = useLocation();
   const [name, setName] = useState('');
   const [status, setStatus] = useState('');
   const [saved, setSaved] = useState(false);
@@ -49,10 +47,7 @@ export function Settings() {
     }
   };
 
-  const logout = async () => {
-    await session.logout();
-    route('/login');
-  };
+  const logout = () => session.logout();
 
   return (
     <Page title={t('settings')}>
