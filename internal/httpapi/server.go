@@ -237,12 +237,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	c := &call{s: s, w: w, r: r, reqID: requestID(r)}
+	w.Header().Set(HeaderRequestID, c.reqID)
 	if s.cfg.App != nil && !isAPIPath(r.URL.Path) {
 		s.cfg.App.ServeHTTP(w, r)
 		return
 	}
-	c := &call{s: s, w: w, r: r, reqID: requestID(r)}
-	w.Header().Set(HeaderRequestID, c.reqID)
 	// The mux answers a known path with the wrong method here too.
 	for _, rt := range s.routes {
 		if _, pat, _ := strings.Cut(rt.method+" "+rt.pattern, " "); pathMatches(pat, r.URL.Path) {

@@ -192,6 +192,7 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 	h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
 	h.Set("Access-Control-Allow-Headers", strings.Join([]string{"Authorization", "Content-Type", HeaderIdempotency, HeaderPosition, HeaderCSRF, HeaderRequestID}, ", "))
 	h.Set("Access-Control-Max-Age", "600")
+	h.Set(HeaderRequestID, requestID(r))
 	w.WriteHeader(http.StatusNoContent)
 	return true
 }
