@@ -10,6 +10,7 @@ import { call } from './api';
 import { Login, Signup } from './pages/auth';
 import { Chats } from './pages/chats';
 import { Conversation } from './pages/conversation';
+import { ConversationInfo } from './pages/convinfo';
 import { Friends } from './pages/friends';
 import { Settings } from './pages/settings';
 import { Consent } from './pages/consent';
@@ -75,6 +76,7 @@ function Shell() {
           <Route path="/" component={Chats} />
           <Route path="/chats" component={Chats} />
           <Route path="/chats/:id" component={Conversation} />
+          <Route path="/chats/:id/info" component={ConversationInfo} />
           <Route path="/friends" component={Friends} />
           <Route path="/wallet" component={Wallet} />
           <Route path="/pay" component={Pay} />

@@ -2,7 +2,9 @@ import { conversations, conversationTitle, names } from '../chat';
 import { pending } from '../outbox';
 import { session } from '../session';
 import { t, formatTime } from '../i18n';
-import { Avatar, Page } from '../ui';
+import { useState } from 'preact/hooks';
+import { Avatar, Page, Icon } from '../ui';
+import { NewGroup } from './convinfo';
 import type { Message } from '../api';
 
 function preview(m: Message | undefined): string {
@@ -17,8 +19,14 @@ export function Chats() {
   const me = session.userId.value;
   const list = conversations.value;
   void names.value;
+  const [creating, setCreating] = useState(false);
   return (
-    <Page title={t('chats')}>
+    <Page title={t('chats')} actions={
+      <button class="iconbtn" type="button" aria-label={t('newGroup')} aria-expanded={creating} onClick={() => setCreating(!creating)}>
+        <Icon d="M12 5v14M5 12h14" />
+      </button>
+    }>
+      {creating && <NewGroup onClose={() => setCreating(false)} />}
       {list.length === 0 ? (
         <p class="empty">{t('noChats')} <a href="/friends">{t('friends')}</a></p>
       ) : (

@@ -2,6 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import * as api from '../api';
 import { call, type Session as Device } from '../api';
 import { session } from '../session';
+import { net } from '../net';
 import { names } from '../chat';
 import { t, lang, setLang, formatTime } from '../i18n';
 import { Page, ErrorText } from '../ui';
@@ -84,6 +85,7 @@ export function Settings() {
         ))}
       </ul>
       <p><a href="/apps">{t('connectedApps')}</a></p>
+      {net.dc && <p class="muted small">{t('connectedTo', { dc: net.dc })}</p>}
       <button class="danger" type="button" onClick={logout}>{t('logout')}</button>
     </Page>
   );
