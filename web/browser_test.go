@@ -3,6 +3,7 @@ package web_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -120,8 +121,41 @@ func controlServer(t *testing.T, c *dctest.Cluster) string {
 		t.Logf("control: %s restarted, ready in %v", dc, d)
 		fmt.Fprintln(w, "ready")
 	})
+	mux.HandleFunc("POST /lead", func(w http.ResponseWriter, r *http.Request) {
+		stream, dc := r.URL.Query().Get("stream"), r.URL.Query().Get("dc")
+		if err := lead(r.Context(), c, stream, dc); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		t.Logf("control: %s leads %s", dc, stream)
+		fmt.Fprintln(w, "leads")
+	})
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + ln.Addr().String()
+}
+
+// lead moves a stream's leadership to dc (a graceful raft hand-over), so a
+// test can burn the DC that leads what its page writes.
+func lead(ctx context.Context, c *dctest.Cluster, stream, dc string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		if c.Leader(ctx, stream) == dc {
+			return nil
+		}
+		js, done := c.JetStream(ctx)
+		req, _ := json.Marshal(map[string]any{"placement": map[string]string{"preferred": dc}})
+		_, err := js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, req)
+		done()
+		if err != nil && ctx.Err() != nil {
+			return fmt.Errorf("move %s to %s: %w", stream, dc, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s still not led by %s", stream, dc)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }

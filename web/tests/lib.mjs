@@ -103,6 +103,12 @@ export async function kill(dc) {
   assert.equal(r.status, 200);
 }
 
+/** Moves a stream's leadership to dc, so that burning dc burns its leader. */
+export async function lead(stream, dc) {
+  const r = await fetch(`${control}/lead?stream=${stream}&dc=${dc}`, { method: 'POST' });
+  assert.equal(r.status, 200, await r.text());
+}
+
 export async function restart(dc) {
   const r = await fetch(`${control}/restart?dc=${dc}`, { method: 'POST' });
   assert.equal(r.status, 200);
