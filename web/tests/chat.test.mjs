@@ -101,3 +101,23 @@ test('the session is out of reach of scripts and logout clears the browser', asy
   await me.page.waitForURL('**/settings');
   await me.context.close();
 });
+
+test('Korean follows the browser, and English can be chosen', async () => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'ko-KR', baseURL: endpoints.dc2 });
+  const page = await context.newPage();
+  await page.goto('/signup');
+  await page.getByRole('button', { name: '가입하기' }).waitFor();
+  await page.getByLabel('이메일 또는 전화번호').waitFor();
+  await checkA11y(page, 'sign up in Korean');
+  await screenshot(page, 'signup-ko');
+  await page.getByLabel('이름').fill('김지우');
+  await page.getByLabel('이메일 또는 전화번호').fill(unique('jiwoo'));
+  await page.getByLabel('비밀번호').fill('correct horse battery staple 42');
+  await page.getByRole('button', { name: '가입하기' }).click();
+  await page.getByRole('heading', { name: '채팅' }).waitFor();
+  await screenshot(page, 'chats-ko');
+  await page.goto('/settings');
+  await page.getByRole('button', { name: 'English' }).click();
+  await page.getByRole('heading', { name: 'Settings' }).waitFor();
+  await context.close();
+});
