@@ -69,8 +69,13 @@ test('a third-party app logs a person in through the consent page', async () => 
   await me.page.getByText('See your name and status message').waitFor();
   await checkA11y(me.page, 'consent');
   await screenshot(me.page, 'consent');
+  const consentURL = me.page.url();
   await me.page.getByRole('button', { name: 'Allow' }).click();
   await me.page.waitForURL(`${callbackURL}?*`);
+  // An answered request cannot be answered again.
+  await me.page.goto(consentURL);
+  await me.page.getByText('This request was already answered.', { exact: false }).waitFor();
+  assert.equal(await me.page.getByRole('button', { name: 'Allow' }).count(), 0);
 
   const tokens = await oidc.authorizationCodeGrant(config, callbacks.at(-1), { pkceCodeVerifier: flow.verifier, expectedState: flow.state });
   const claims = tokens.claims();

@@ -59,10 +59,14 @@ export function Consent() {
         </ul>
         <p class="muted small">{t('consentRedirect', { host: req.redirect_host ?? '' })}</p>
         <ErrorText error={error} />
-        <div class="buttons">
-          <button type="button" disabled={busy} onClick={() => decide(false)}>{t('deny')}</button>
-          <button class="primary" type="button" disabled={busy} onClick={() => decide(true)}>{t('allow')}</button>
-        </div>
+        {req.status === 'pending' ? (
+          <div class="buttons">
+            <button type="button" disabled={busy} onClick={() => decide(false)}>{t('deny')}</button>
+            <button class="primary" type="button" disabled={busy} onClick={() => decide(true)}>{t('allow')}</button>
+          </div>
+        ) : (
+          <p class="notice-inline" role="status">{t(req.status === 'expired' ? 'consentExpired' : 'consentDone', { app })}</p>
+        )}
       </div>
     </section>
   );
