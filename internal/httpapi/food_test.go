@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"superapp/client"
 	"superapp/internal/node/nodetest"
 	"superapp/internal/pay"

@@ -15,6 +15,11 @@ const smallBody = 16 << 10
 // fn with the request's idempotency write under the write deadline, and
 // answer status with the outcome and its position.
 func bodyWrite[In, Out any](status int, fn func(ctx context.Context, c *call, w cmdlog.Write, in In) (Out, cmdlog.Result, error)) func(*call) error {
+	return bodyWriteAnswer(fn, func(c *call, res cmdlog.Result, out Out) error { return c.written(status, res, out) })
+}
+
+// bodyWriteAnswer is bodyWrite with its own answer.
+func bodyWriteAnswer[In, Out any](fn func(ctx context.Context, c *call, w cmdlog.Write, in In) (Out, cmdlog.Result, error), answer func(c *call, res cmdlog.Result, out Out) error) func(*call) error {
 	return func(c *call) error {
 		var in In
 		if err := c.decode(&in); err != nil {
@@ -30,7 +35,7 @@ func bodyWrite[In, Out any](status int, fn func(ctx context.Context, c *call, w 
 		if err != nil {
 			return err
 		}
-		return c.written(status, res, out)
+		return answer(c, res, out)
 	}
 }
 

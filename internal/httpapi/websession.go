@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
@@ -44,30 +45,14 @@ type webTokens struct {
 func (s *Server) webSessionRoutes() []route {
 	id := s.cfg.Identity
 	return []route{
-		{method: "POST", pattern: webPath + "/sessions", feature: "identity", maxBody: smallBody, handle: func(c *call) error {
-			if err := c.webCaller(); err != nil {
-				return err
-			}
-			var in identity.Login
-			if err := c.decode(&in); err != nil {
-				return err
-			}
-			w, err := c.write()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.writeCtx()
-			defer cancel()
-			t, res, err := id.Login(ctx, w, in, c.clientAddr())
-			if err != nil {
-				return err
-			}
-			return c.webSession(http.StatusCreated, res, t)
-		}},
-		{method: "POST", pattern: webPath + "/refresh", feature: "identity", handle: func(c *call) error {
-			if err := c.webCaller(); err != nil {
-				return err
-			}
+		{method: "POST", pattern: webPath + "/sessions", feature: "identity", maxBody: smallBody, handle: webOnly(bodyWriteAnswer(
+			func(ctx context.Context, c *call, w cmdlog.Write, in identity.Login) (identity.Tokens, cmdlog.Result, error) {
+				return id.Login(ctx, w, in, c.clientAddr())
+			},
+			func(c *call, res cmdlog.Result, t identity.Tokens) error {
+				return c.webSession(http.StatusCreated, res, t)
+			}))},
+		{method: "POST", pattern: webPath + "/refresh", feature: "identity", handle: webOnly(func(c *call) error {
 			ck, err := c.r.Cookie(refreshCookie)
 			if err != nil || ck.Value == "" {
 				return apperr.New(apperr.Unauthenticated, "no web session: log in")
@@ -91,11 +76,8 @@ func (s *Server) webSessionRoutes() []route {
 				return err
 			}
 			return c.webSession(http.StatusOK, res, t)
-		}},
-		{method: "POST", pattern: webPath + "/logout", feature: "identity", auth: true, handle: func(c *call) error {
-			if err := c.webCaller(); err != nil {
-				return err
-			}
+		})},
+		{method: "POST", pattern: webPath + "/logout", feature: "identity", auth: true, handle: webOnly(func(c *call) error {
 			w, err := c.write()
 			if err != nil {
 				return err
@@ -108,7 +90,17 @@ func (s *Server) webSessionRoutes() []route {
 			}
 			c.clearRefreshCookie()
 			return c.written(http.StatusOK, res, ss)
-		}},
+		})},
+	}
+}
+
+// webOnly runs handle for calls from the web app only (webCaller).
+func webOnly(handle func(*call) error) func(*call) error {
+	return func(c *call) error {
+		if err := c.webCaller(); err != nil {
+			return err
+		}
+		return handle(c)
 	}
 }
 
