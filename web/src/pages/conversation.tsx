@@ -8,6 +8,7 @@ import { Page, Icon, ErrorText } from '../ui';
 import * as api from '../api';
 import { call, type Message, type Attachment, type Conversation as Conv } from '../api';
 import { net } from '../net';
+import { PayCard, PayAction } from './paycard';
 
 const typingEvery = 3000;
 
@@ -129,6 +130,7 @@ export function Conversation({ id }: { id: string }) {
               if (f) void attach(f);
             }} />
           </label>
+          <PayAction conv={conv} />
           <input class="grow" aria-label={t('message')} placeholder={t('message')} autocomplete="off" value={text} onInput={(e) => onInput(e.currentTarget.value)} />
           <button class="primary" type="submit" disabled={!text.trim()}>{t('send')}</button>
         </form>
@@ -149,6 +151,7 @@ function Bubble({ m, conv, mine, replied, onReply, onDelete }: { m: Message; con
   if (m.kind === 'system') {
     return <li class="system muted small">{systemText(m)}</li>;
   }
+  if (m.kind === 'payment' && !m.deleted_at) return <PayCard m={m} mine={mine} conv={conv} />;
   const me = session.userId.value;
   const sender = names.value[m.sender] || '';
   return (
