@@ -135,3 +135,19 @@ export async function befriend(a, aName, b, bName, bLogin) {
   const url = a.page.url();
   return url.slice(url.lastIndexOf('/') + 1);
 }
+
+/**
+ * Retries fn until it stops throwing: for reading, from another DC, what
+ * was just written (that DC applies it a moment later).
+ */
+export async function eventually(fn, timeout = 10_000) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > end) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}

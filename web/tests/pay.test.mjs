@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import jsQR from 'jsqr';
-import { launch, person, unique, signUp, screenshot, checkA11y, befriend, apiCall, apiLogin, endpoints, password } from './lib.mjs';
+import { launch, person, unique, signUp, screenshot, checkA11y, befriend, apiCall, apiLogin, endpoints, password, eventually } from './lib.mjs';
 
 let browser;
 before(async () => (browser = await launch()));
@@ -196,10 +196,12 @@ test('a red envelope in a group: members open it and the card shows the claims',
 
 /** The envelope of the conversation's newest payment card. */
 async function envelopeId(token, conv) {
-  const r = await apiCall('dc1', 'GET', `/v1/conversations/${conv}/messages?limit=50`, { token });
-  const card = r.body.messages.filter((m) => m.kind === 'payment' && m.payment?.type === 'envelope').at(-1);
-  assert.ok(card, JSON.stringify(r.body));
-  return card.payment.envelope_id;
+  return eventually(async () => {
+    const r = await apiCall('dc1', 'GET', `/v1/conversations/${conv}/messages?limit=50`, { token });
+    const card = r.body.messages.filter((m) => m.kind === 'payment' && m.payment?.type === 'envelope').at(-1);
+    assert.ok(card, JSON.stringify(r.body));
+    return card.payment.envelope_id;
+  });
 }
 
 /** Reads the QR the page drew (one SVG path of 1×1 squares) the way a shop's scanner would. */
@@ -275,8 +277,10 @@ test('a shop charges the payment code and the page shows the new balance; paying
   await me.page.getByRole('heading', { name: /^Paid ₩3,000 to Shop / }).waitFor();
   await me.page.getByText('Balance ₩42,500').waitFor();
   await screenshot(me.page, 'pay-done');
-  const st = await apiCall('dc3', 'GET', '/v1/merchants/statement', { token: shop.token });
-  assert.deepEqual(st.body.entries.map((e) => [e.kind, e.amount]).sort(), [['sale', 3_000], ['sale', 4_500]]);
+  await eventually(async () => {
+    const st = await apiCall('dc3', 'GET', '/v1/merchants/statement', { token: shop.token });
+    assert.deepEqual(st.body.entries.map((e) => [e.kind, e.amount]).sort(), [['sale', 3_000], ['sale', 4_500]]);
+  });
 
   // The wallet, open on its own, follows a sale too.
   await me.page.goto('/wallet');
@@ -358,8 +362,8 @@ test('a mini-app pay request shows in the wallet; approve one, decline another',
   await me.page.getByRole('region', { name: 'Balance' }).getByText('₩22,000').waitFor();
 
   const seen = async (id) => (await apiCall('dc1', 'GET', `/v1/miniapp/pay-requests/${id}`, { token: tokens.access_token })).body.status;
-  assert.equal(await seen(ride), 'approved');
-  assert.equal(await seen(tip), 'declined');
+  await eventually(async () => assert.equal(await seen(ride), 'approved'));
+  await eventually(async () => assert.equal(await seen(tip), 'declined'));
   assert.deepEqual(me.errors.filter((e) => !/Failed to load resource/.test(e)), []);
   await me.context.close();
 });

@@ -49,7 +49,7 @@ export type EnvelopeSent = {
 export type Statement = {
     entries: Array<{
         transfer_id: string;
-        kind: 'topup' | 'sent' | 'received' | 'hold' | 'captured' | 'released';
+        kind: 'topup' | 'sent' | 'received' | 'hold' | 'captured' | 'released' | 'envelope' | 'returned' | 'refund' | 'withdrawal';
         amount: number;
         currency: string;
         counterparty?: string;
@@ -1175,7 +1175,7 @@ export type Message = {
      */
     sender: Id;
     /**
-     * `text`, or `system` for a message the service writes about a change (see `system`).
+     * `text`; `system` for a message the service writes about a change (see `system`); `payment` for money sent or a red envelope (see `payment`).
      */
     kind: 'text' | 'system' | 'payment';
     /**
@@ -1191,11 +1191,41 @@ export type Message = {
      */
     attachment?: Attachment;
     system?: SystemMessage;
+    payment?: PaymentCard;
     sent_at: string;
     /**
      * When the sender deleted the message for everyone; absent otherwise.
      */
     deleted_at?: string;
+};
+
+/**
+ * What a payment message shows (present only on `kind` `payment`): money sent to a member (`transfer`) or a red envelope (`envelope`; its state is at `GET /v1/envelopes/{envelope_id}`).
+ */
+export type PaymentCard = {
+    type: 'transfer' | 'envelope';
+    /**
+     * The transfer (type `transfer`).
+     */
+    transfer_id?: string;
+    /**
+     * The envelope (type `envelope`).
+     */
+    envelope_id?: string;
+    /**
+     * Who received the money (type `transfer`).
+     */
+    to_user?: string;
+    /**
+     * In the currency's minor units.
+     */
+    amount: number;
+    currency: string;
+    /**
+     * How many members may open the envelope.
+     */
+    shares?: number;
+    split?: 'equal' | 'random';
 };
 
 /**

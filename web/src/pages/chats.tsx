@@ -5,6 +5,7 @@ import { t, formatTime } from '../i18n';
 import { useState } from 'preact/hooks';
 import { Avatar, Page, Icon } from '../ui';
 import { NewGroup } from './convinfo';
+import { payPreview } from './paycard';
 import type { Message } from '../api';
 
 function preview(m: Message | undefined): string {
@@ -12,6 +13,7 @@ function preview(m: Message | undefined): string {
   if (m.deleted_at) return t('deleted');
   if (m.attachment) return `📎 ${m.attachment.name}`;
   if (m.kind === 'system') return '';
+  if (m.kind === 'payment') return payPreview(m);
   return m.text;
 }
 

@@ -77,7 +77,11 @@ export function Conversation({ id }: { id: string }) {
 
   const title = conv ? conversationTitle(conv, t('unnamed')) : '';
   return (
-    <Page title={title} back="/chats">
+    <Page title={title} back="/chats" actions={
+      <a class="iconbtn" href={`/chats/${id}/info`} aria-label={t('details')}>
+        <Icon d="M12 11v6M12 7h.01M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z" />
+      </a>
+    }>
       <div class="chat">
         <ol class="messages" aria-label={t('messages')} ref={listRef}>
           {older.value[id] && (
