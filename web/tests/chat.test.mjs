@@ -3,14 +3,13 @@
 // security (CSP, HttpOnly refresh cookie, logout clears the browser).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, person, unique, signUp, logIn, screenshot, checkA11y, befriend, shownMessages, endpoints } from './lib.mjs';
+import { launch, person, unique, signUp, logIn, screenshot, checkA11y, befriend, shownMessages, endpoints, samplePNG } from './lib.mjs';
 
 let browser;
 before(async () => (browser = await launch()));
 after(async () => browser?.close());
 
-// A 2×2 PNG.
-const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP4z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==', 'base64');
+const png = samplePNG();
 
 test('two people chat in real time on two DCs', async () => {
   const alice = await person(browser, 'dc1');

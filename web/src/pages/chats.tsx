@@ -11,7 +11,7 @@ import type { Message } from '../api';
 function preview(m: Message | undefined): string {
   if (!m) return '';
   if (m.deleted_at) return t('deleted');
-  if (m.attachment) return `📎 ${m.attachment.name}`;
+  if (m.attachment) return m.attachment.content_type.startsWith('image/') ? t('photo') : t('file', { name: m.attachment.name });
   if (m.kind === 'system') return '';
   if (m.kind === 'payment') return payPreview(m);
   return m.text;
