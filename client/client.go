@@ -184,8 +184,12 @@ func (c *Client) hedgeDelay(base string) time.Duration {
 	return min(max(3*l+100*time.Millisecond, hedgeMin), hedgeMax)
 }
 
-// noteLatency folds one answer's time into base's moving average.
+// noteLatency folds one answer's time into base's moving average. An
+// answer slower than a third of the longest hedge delay counts as that: it
+// waited out something (a leader election after a fire), and one such wait
+// must not keep the next requests from hedging for a second.
 func (c *Client) noteLatency(base string, d time.Duration) {
+	d = min(d, hedgeMax/3)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if l := c.latency[base]; l > 0 {

@@ -12,8 +12,10 @@ import (
 // Raft timing of every stream's replica group. A surviving DC leads a
 // stream only after its election timer fires: with nats-server's defaults
 // (heartbeat 1 s, election 4–9 s) a fire stalled writes for 5–12 s. These
-// values let a survivor lead within about a second of the last heartbeat
-// it heard.
+// values let a survivor lead within 0.4–0.8 s of the last heartbeat it
+// heard, so that a DC that goes silent (a frozen process, a cut fibre:
+// nothing closes, only the heartbeats stop) costs clients less than a
+// second too; with 0.6–1.2 s the blackout test measured gaps up to 1.7 s.
 //
 // nats-server keeps them in unexported package variables with no option
 // to set them (its own tests shorten them the same way), so they are set
@@ -25,11 +27,13 @@ import (
 // Why these, and why they are safe:
 //   - A follower campaigns when it heard no heartbeat for a random
 //     electionMin–electionMax; nats-server has no PreVote, so a follower
-//     whose timer fires deposes a healthy leader. Six heartbeats fit in the
-//     shortest timeout: a leader is deposed only when six in a row are
-//     lost or late, which on a machine whose cores are saturated (three
-//     DCs and a load generator on two cores) did not happen in ten minutes
-//     of load (superapp_stream_leader_changes_total stayed flat).
+//     whose timer fires deposes a healthy leader. Five heartbeats fit in
+//     the shortest timeout: a leader is deposed only when five in a row
+//     are lost or late (a 400 ms stall of the leader), which on a machine
+//     whose cores are saturated (three DCs and a load generator on two
+//     cores) did not happen in ten minutes of load
+//     (superapp_stream_leader_changes_total stayed flat; README,
+//     "Failover within a second").
 //   - The random spread (600 ms) is wider than a round trip between DCs,
 //     so two followers rarely campaign at once and split the vote.
 //   - A leader that heard from no quorum for 10 s (nats-server's
@@ -40,9 +44,9 @@ import (
 var raftTiming = struct {
 	Heartbeat, ElectionMin, ElectionMax time.Duration
 }{
-	Heartbeat:   100 * time.Millisecond,
-	ElectionMin: 600 * time.Millisecond,
-	ElectionMax: 1200 * time.Millisecond,
+	Heartbeat:   75 * time.Millisecond,
+	ElectionMin: 400 * time.Millisecond,
+	ElectionMax: 800 * time.Millisecond,
 }
 
 //go:linkname raftHeartbeat github.com/nats-io/nats-server/v2/server.hbInterval
@@ -64,8 +68,8 @@ var setRaftTimingOnce sync.Once
 func setRaftTiming() {
 	setRaftTimingOnce.Do(func() {
 		t := raftTiming
-		if t.ElectionMax <= t.ElectionMin || t.ElectionMin < 4*t.Heartbeat {
-			panic(fmt.Sprintf("engine: raft timing %+v: want election min >= 4 heartbeats and max > min", t))
+		if t.ElectionMax <= t.ElectionMin || t.ElectionMin < 5*t.Heartbeat {
+			panic(fmt.Sprintf("engine: raft timing %+v: want election min >= 5 heartbeats and max > min", t))
 		}
 		raftHeartbeat, raftElectionMin, raftElectionMax = t.Heartbeat, t.ElectionMin, t.ElectionMax
 	})

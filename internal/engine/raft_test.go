@@ -21,8 +21,8 @@ func TestRaftTiming(t *testing.T) {
 	if raftElectionMax <= raftElectionMin {
 		t.Errorf("election timeout %v–%v is not a range: followers would campaign at once", raftElectionMin, raftElectionMax)
 	}
-	if raftElectionMin < 4*raftHeartbeat {
-		t.Errorf("election timeout %v is under four heartbeats of %v: one late heartbeat deposes a leader", raftElectionMin, raftHeartbeat)
+	if raftElectionMin < 5*raftHeartbeat {
+		t.Errorf("election timeout %v is under five heartbeats of %v: a few late heartbeats would depose a leader", raftElectionMin, raftHeartbeat)
 	}
 	if raftLostQuorum <= raftElectionMax {
 		t.Errorf("a leader steps down after %v without a quorum, before a follower would campaign (%v)", raftLostQuorum, raftElectionMax)

@@ -160,6 +160,10 @@ class Net {
   }
 
   private observe(url: string, ms: number) {
+    // An answer that waited out a leader election counts as a third of
+    // the longest hedge delay: one such wait must not stop the next
+    // requests from hedging for a second.
+    ms = Math.min(ms, hedgeMax / 3);
     const e = this.ewma.get(url);
     this.ewma.set(url, e === undefined ? ms : 0.8 * e + 0.2 * ms);
   }
