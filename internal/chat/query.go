@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"superapp/internal/apperr"
+	"superapp/internal/store"
 )
 
 // Chat's error codes.
@@ -89,8 +90,23 @@ func checkMember(r reader, id, user string) error {
 
 // Conversations lists user's conversations, most recently active first.
 func (s *State) Conversations(user string) []View {
+	out, _ := s.ConversationsAt(user)
+	return out
+}
+
+// ConversationsAt is Conversations with the cursor of the user's feed they
+// reflect, read at the same moment: a new device shows the list, then
+// opens the event stream from that cursor and misses nothing, without
+// replaying the whole feed.
+func (s *State) ConversationsAt(user string) ([]View, uint64) {
 	r := s.snapshot()
 	defer r.Close()
+	var cursor uint64
+	fp := feedPrefix(user)
+	r.Scan(fp, "", true, func(k string, _ []byte) bool {
+		cursor = store.ParseSeq(k[len(fp):])
+		return false
+	})
 	p := joinedPrefix(user)
 	var ids []string
 	r.Scan(p, "", false, func(k string, _ []byte) bool {
@@ -107,7 +123,7 @@ func (s *State) Conversations(user string) []View {
 		}
 		return out[i].ConversationID < out[j].ConversationID
 	})
-	return out
+	return out, cursor
 }
 
 // Page selects messages: after a sequence (forward) or before one

@@ -91,14 +91,19 @@ func (s *Server) chatRoutes() []route {
 			return c.written(status, res, out)
 		}},
 		{method: "GET", pattern: "/v1/conversations", feature: "chat", auth: true, handle: func(c *call) error {
-			return c.json(http.StatusOK, map[string]any{"conversations": ch.State().Conversations(c.user.UserID)})
+			cs, cursor := ch.State().ConversationsAt(c.user.UserID)
+			out := make([]convView, len(cs))
+			for i, v := range cs {
+				out[i] = s.convView(v)
+			}
+			return c.json(http.StatusOK, map[string]any{"conversations": out, "cursor": cursor})
 		}},
 		{method: "GET", pattern: "/v1/conversations/{id}", feature: "chat", auth: true, handle: func(c *call) error {
 			v, err := ch.State().Conversation(c.r.PathValue("id"), c.user.UserID)
 			if err != nil {
 				return err
 			}
-			return c.json(http.StatusOK, v)
+			return c.json(http.StatusOK, s.convView(v))
 		}},
 		{method: "PATCH", pattern: "/v1/conversations/{id}", feature: "chat", auth: true, maxBody: smallBody,
 			handle: convWrite(func(c *call, w cmdlog.Write, conv string) (any, cmdlog.Result, error) {
@@ -252,4 +257,25 @@ func (s *Server) chatRoutes() []route {
 			return c.json(http.StatusOK, map[string]any{"events": evs, "cursor": next, "more": more})
 		}},
 	}
+}
+
+// convView is a conversation as the API shows it: every member with the
+// name their profile has now, so that an app can name the people of a
+// group who are not the caller's friends.
+type convView struct {
+	chat.View
+	Members []memberView `json:"members"`
+}
+
+type memberView struct {
+	chat.Member
+	Name string `json:"name"`
+}
+
+func (s *Server) convView(v chat.View) convView {
+	out := convView{View: v, Members: make([]memberView, len(v.Members))}
+	for i, m := range v.Members {
+		out.Members[i] = memberView{Member: m, Name: s.publicProfile(m.UserID).Name}
+	}
+	return out
 }

@@ -339,3 +339,40 @@ func TestAttachments(t *testing.T) {
 		t.Fatalf("10 MB pdf: %v %+v", err, att)
 	}
 }
+
+// TestConversationListCursor: the list says which feed cursor it
+// reflects, so a new device streams from there instead of replaying the
+// whole feed, and misses nothing.
+func TestConversationListCursor(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a, _ := e.user("Cur")
+	b, _ := e.user("Sor")
+	conv, err := a.CreateConversation(ctx, []string{b.UserID()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := a.Send(ctx, conv.ConversationID, fmt.Sprintf("c-%d", i), "hi", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e.do("GET", "/v1/conversations", b.AccessToken(), "", "X-Superapp-Position", a.Position())
+	cursor, ok := r.body["cursor"].(float64)
+	if r.status != 200 || !ok || cursor == 0 {
+		t.Fatalf("list: %d %s", r.status, r.raw)
+	}
+	s := e.do("GET", "/v1/sync?cursor=0&limit=500", b.AccessToken(), "")
+	evs := s.body["events"].([]any)
+	if last := evs[len(evs)-1].(map[string]any)["cursor"].(float64); last != cursor {
+		t.Fatalf("list cursor %v, the feed's last event %v", cursor, last)
+	}
+	if s := e.do("GET", fmt.Sprintf("/v1/sync?cursor=%d", int(cursor)), b.AccessToken(), ""); len(s.body["events"].([]any)) != 0 {
+		t.Fatalf("events after the list's cursor before anything new: %s", s.raw)
+	}
+	// Someone without a feed yet gets cursor 0.
+	c, _ := e.user("New")
+	if r := e.do("GET", "/v1/conversations", c.AccessToken(), ""); r.body["cursor"] != float64(0) {
+		t.Fatalf("empty feed: %s", r.raw)
+	}
+}

@@ -26,9 +26,24 @@ export async function startChat() {
   await outbox.load(user);
   stopEvents?.();
   stopEvents = events.on(onFrame);
-  events.start(user);
-  void refreshConversations();
   void sendLoop();
+  if (events.hasCursor(user)) {
+    events.start(user);
+    void refreshConversations().catch(() => {});
+    return;
+  }
+  // A new device: the list, then the stream from the cursor the list
+  // reflects (not the whole feed from the beginning).
+  for (;;) {
+    try {
+      const cursor = await refreshConversations();
+      events.start(user, cursor);
+      return;
+    } catch {
+      if (!session.token) return;
+      await sleep(1000);
+    }
+  }
 }
 
 export function stopChat() {
@@ -40,9 +55,15 @@ export function stopChat() {
   messages.value = {};
 }
 
-export async function refreshConversations() {
+/** Reads the conversation list; returns the feed cursor it reflects. */
+export async function refreshConversations(): Promise<number> {
   const r = await call(() => api.listConversations());
   conversations.value = sortConversations(r.conversations);
+  // Members' names (group members need not be friends).
+  const known: Record<string, string> = {};
+  for (const c of r.conversations) for (const m of c.members) if (m.name && !names.value[m.user_id]) known[m.user_id] = m.name;
+  if (Object.keys(known).length) names.value = { ...names.value, ...known };
+  return r.cursor;
 }
 
 function sortConversations(cs: Conversation[]) {
@@ -52,10 +73,11 @@ function sortConversations(cs: Conversation[]) {
 /** Loads a conversation's latest messages, or the page before the oldest loaded. */
 export async function loadMessages(id: string, back = false) {
   const have = messages.value[id] ?? [];
-  const before = back && have.length ? have[0].seq : undefined;
-  const r = await call(() => api.listMessages({ path: { id }, query: { limit: 50, ...(before ? { before } : {}) } }));
+  // The latest page first (before the end), then pages before the oldest.
+  const before = back && have.length ? have[0].seq : Number.MAX_SAFE_INTEGER;
+  const r = await call(() => api.listMessages({ path: { id }, query: { limit: 50, before } }));
   merge(id, r.messages);
-  if (!back || r.messages.length) older.value = { ...older.value, [id]: back ? r.more : r.more || (r.messages[0]?.seq ?? 1) > 1 };
+  older.value = { ...older.value, [id]: r.more };
   const last = messages.value[id]?.at(-1);
   if (last && last.sender !== session.userId.value) void markRead(id, last.seq);
 }
@@ -212,6 +234,6 @@ export function displayName(userId: string): string {
 
 export function conversationTitle(c: Conversation, unnamed: string): string {
   if (c.title) return c.title;
-  const others = c.members.filter((m) => m.user_id !== session.userId.value).map((m) => names.value[m.user_id] || unnamed);
+  const others = c.members.filter((m) => m.user_id !== session.userId.value).map((m) => names.value[m.user_id] || m.name || unnamed);
   return others.join(', ') || unnamed;
 }

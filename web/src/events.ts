@@ -30,6 +30,11 @@ class Events {
     return `superapp.cursor.${this.user}`;
   }
 
+  /** Whether this browser streamed the person's events before. */
+  hasCursor(user: string): boolean {
+    return localStorage.getItem(`superapp.cursor.${user}`) !== null;
+  }
+
   get cursor(): number {
     return Number(localStorage.getItem(this.cursorKey) ?? 0);
   }

@@ -120,3 +120,42 @@ test('Korean follows the browser, and English can be chosen', async () => {
   await page.getByRole('heading', { name: 'Settings' }).waitFor();
   await context.close();
 });
+
+test('older messages page back in order', async () => {
+  const { apiCall, apiLogin, password } = await import('./lib.mjs');
+  const logins = [unique('hana'), unique('joon')];
+  const ids = [];
+  const tokens = [];
+  for (const [i, login] of logins.entries()) {
+    const r = await apiCall('dc1', 'POST', '/v1/accounts', { body: { name: ['Hana', 'Joon'][i], email: login, password } });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const t = await apiLogin('dc1', login);
+    ids.push(t.user_id);
+    tokens.push(t.access_token);
+  }
+  const conv = await apiCall('dc1', 'POST', '/v1/conversations', { token: tokens[0], body: { members: [ids[1]], kind: 'direct' } });
+  assert.equal(conv.status, 201, JSON.stringify(conv.body));
+  const texts = Array.from({ length: 70 }, (_, i) => `history ${i + 1}`);
+  for (const text of texts) {
+    const id = crypto.randomUUID();
+    const r = await apiCall('dc1', 'POST', `/v1/conversations/${conv.body.conversation_id}/messages`, { token: tokens[0], body: { id, text }, headers: { 'Idempotency-Key': id } });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+  }
+  const joon = await person(browser, 'dc2');
+  await joon.page.goto('/login');
+  await logIn(joon.page, logins[1]);
+  await joon.page.waitForURL('**/chats');
+  await joon.page.goto(`/chats/${conv.body.conversation_id}`);
+  await joon.page.getByText('history 70').waitFor();
+  // Named although not a friend, and the newest in view.
+  await joon.page.getByRole('heading', { name: 'Hana' }).waitFor();
+  await screenshot(joon.page, 'history');
+  const first = await shownMessages(joon.page);
+  assert.deepEqual(first, texts.slice(-first.length), 'the latest page, oldest first');
+  assert.ok(first.length < texts.length, 'not everything at once');
+  await joon.page.getByRole('button', { name: 'Show older messages' }).click();
+  await joon.page.getByText('history 1', { exact: true }).waitFor();
+  assert.deepEqual(await shownMessages(joon.page), texts);
+  assert.equal(await joon.page.getByRole('button', { name: 'Show older messages' }).count(), 0);
+  await joon.context.close();
+});

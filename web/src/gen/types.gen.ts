@@ -1101,6 +1101,10 @@ export type Member = {
      * The member's devices received the messages up to this sequence.
      */
     delivered_seq: number;
+    /**
+     * The member's name as their profile has it now (in `GET /v1/conversations` and `GET /v1/conversations/{id}`), so that an app can name members who are not the caller's friends.
+     */
+    name?: string;
 };
 
 /**
@@ -1155,6 +1159,10 @@ export type ConversationList = {
      * Most recently active first.
      */
     conversations: Array<Conversation>;
+    /**
+     * The cursor of the caller's event feed this list reflects, read at the same moment. A new device shows the list, then opens the event stream (`GET /v1/events?cursor=`) from it: it misses nothing and does not replay the whole feed.
+     */
+    cursor: number;
 };
 
 /**
