@@ -42,6 +42,7 @@ const en = {
   remove: 'Remove', addMembers: 'Add members', leave: 'Leave group', leaveConfirm: 'Leave this group? You will no longer get its messages.',
   chooseFriends: 'Choose friends', connectedTo: 'Connected to {dc}',
   photo: 'Photo', file: 'File: {name}',
+  signedIn: 'Signed in {date}',
   consentDone: 'This request was already answered. Go back to {app} and start again.', consentExpired: 'This request has expired. Go back to {app} and start again.',
   // Money: wallet, pay in a shop, payments and red envelopes in chats.
   available: 'Available', pendingMoney: 'Pending', balance: 'Balance',
@@ -129,6 +130,7 @@ const ko: Record<Key, string> = {
   remove: '내보내기', addMembers: '멤버 추가', leave: '그룹 나가기', leaveConfirm: '이 그룹에서 나갈까요? 더 이상 메시지를 받지 않아요.',
   chooseFriends: '친구 선택', connectedTo: '{dc}에 연결됨',
   photo: '사진', file: '파일: {name}',
+  signedIn: '{date}에 로그인',
   consentDone: '이미 응답한 요청이에요. {app}(으)로 돌아가 다시 시작해 주세요.', consentExpired: '요청이 만료됐어요. {app}(으)로 돌아가 다시 시작해 주세요.',
   // Money: wallet, pay in a shop, payments and red envelopes in chats.
   available: '사용 가능', pendingMoney: '결제 대기', balance: '잔액',

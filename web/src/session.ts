@@ -37,7 +37,7 @@ class Session {
   }
 
   async login(login: string, password: string): Promise<void> {
-    const r = await net.send('POST', '/v1/web/sessions', new Headers(csrf), JSON.stringify({ login, password }));
+    const r = await net.send('POST', '/v1/web/sessions', new Headers(csrf), JSON.stringify({ login, password, device: deviceName() }));
     if (!r.ok) throw await errorOf(r);
     this.use(await r.json());
   }
@@ -95,6 +95,16 @@ class Session {
     this.state.value = false;
     net.reset();
   }
+}
+
+/** How the device list names this browser: "Chrome on Android". */
+export function deviceName(): string {
+  const ua = navigator.userAgent;
+  const browser = /Edg\//.test(ua) ? 'Edge' : /SamsungBrowser/.test(ua) ? 'Samsung Internet' : /Firefox\//.test(ua) ? 'Firefox'
+    : /Chrom(e|ium)\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : 'Browser';
+  const os = /Android/.test(ua) ? 'Android' : /iPhone|iPad/.test(ua) ? 'iOS' : /Windows/.test(ua) ? 'Windows'
+    : /Mac OS X/.test(ua) ? 'macOS' : /Linux/.test(ua) ? 'Linux' : '';
+  return os ? `${browser} on ${os}` : browser;
 }
 
 export async function errorOf(r: Response): Promise<Error & { code?: string; field?: string }> {

@@ -78,15 +78,17 @@ export function Settings() {
               <strong>{d.device || 'Browser'}</strong>
               {d.current && <span class="pill">{t('thisDevice')}</span>}
               <br />
-              <span class="muted small">{formatTime(d.created_at)}</span>
+              <span class="muted small">{t('signedIn', { date: formatTime(d.created_at) })}</span>
             </span>
             {!d.current && <button type="button" onClick={() => revoke(d.session_id)}>{t('revoke')}</button>}
           </li>
         ))}
       </ul>
-      <p><a href="/apps">{t('connectedApps')}</a></p>
-      {net.dc && <p class="muted small">{t('connectedTo', { dc: net.dc })}</p>}
-      <button class="danger" type="button" onClick={logout}>{t('logout')}</button>
+      <div class="settings-foot">
+        <a href="/apps">{t('connectedApps')}</a>
+        {net.dc && <p class="muted small">{t('connectedTo', { dc: net.dc })}</p>}
+        <button class="danger" type="button" onClick={logout}>{t('logout')}</button>
+      </div>
     </Page>
   );
 }
