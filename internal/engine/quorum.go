@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -82,6 +83,12 @@ func (e *Engine) checkQuorum() {
 	}
 	q := &e.quorum
 	q.mu.Lock()
+	gone := map[string]bool{}
+	for _, p := range q.peers {
+		if !seen[p] {
+			gone[p] = true
+		}
+	}
 	q.peers = names
 	// A majority of the 1+known DCs, this one included.
 	isolated := len(names)+1 <= (q.known+1)/2
@@ -103,6 +110,24 @@ func (e *Engine) checkQuorum() {
 	for _, fn := range fns {
 		fn(isolated)
 	}
+	if len(gone) > 0 && !isolated {
+		// The routes to a DC closed: elect its streams' new leaders now,
+		// not when the election timers fire (raft.go).
+		go func() {
+			if asked := e.campaignAfterLoss(gone); len(asked) > 0 {
+				e.log.Info("routes to a DC closed: campaigning for its groups now", "gone", keys(gone), "groups", asked)
+			}
+		}()
+	}
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Isolated reports whether this node is cut off from the majority of the

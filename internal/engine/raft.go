@@ -6,7 +6,7 @@ import (
 	"time"
 	_ "unsafe" // go:linkname: the raft timing has no option
 
-	_ "github.com/nats-io/nats-server/v2/server" // the variables below live there
+	"github.com/nats-io/nats-server/v2/server" // the variables below live there
 )
 
 // Raft timing of every stream's replica group. A surviving DC leads a
@@ -72,5 +72,60 @@ func setRaftTiming() {
 			panic(fmt.Sprintf("engine: raft timing %+v: want election min >= 5 heartbeats and max > min", t))
 		}
 		raftHeartbeat, raftElectionMin, raftElectionMax = t.Heartbeat, t.ElectionMin, t.ElectionMax
+		raftCampaignMin, raftCampaignMax = campaignMin, campaignMax
 	})
+}
+
+// Elections without waiting for the timer. When the routes to a DC close
+// (its process died: the kernel closed its sockets; or its links were
+// cut), a follower does not have to wait its election timeout to learn
+// that the leader is gone: the node asks every local replica whose
+// leader was in that DC to campaign now (campaignAfterLoss). Both
+// survivors do, after a random 25–200 ms (nats-server's campaign timeout,
+// set here like the rest of the timing), so that one usually asks first
+// and wins. A silent DC (frozen, fibre cut without a reset) closes
+// nothing: there the election timer above is what notices. A route that
+// closes while its leader lives (a flap) costs one needless election.
+const (
+	campaignMin = 25 * time.Millisecond
+	campaignMax = 200 * time.Millisecond
+)
+
+//go:linkname raftCampaignMin github.com/nats-io/nats-server/v2/server.minCampaignTimeout
+var raftCampaignMin time.Duration
+
+//go:linkname raftCampaignMax github.com/nats-io/nats-server/v2/server.maxCampaignTimeout
+var raftCampaignMax time.Duration
+
+//go:linkname lookupRaftNode github.com/nats-io/nats-server/v2/server.(*Server).lookupRaftNode
+func lookupRaftNode(s *server.Server, group string) server.RaftNode
+
+// metaGroup is nats-server's name for the raft group of the cluster's
+// metadata (stream placement, leaders of record).
+const metaGroup = "_meta_"
+
+// campaignAfterLoss asks the local replica of every raft group led from a
+// DC in gone to campaign now. It returns the groups it asked.
+func (e *Engine) campaignAfterLoss(gone map[string]bool) []string {
+	jsz, err := e.srv.Jsz(&server.JSzOptions{Accounts: true, Streams: true, RaftGroups: true})
+	if err != nil {
+		return nil
+	}
+	var asked []string
+	campaign := func(name, group string) {
+		if n := lookupRaftNode(e.srv, group); n != nil && n.Campaign() == nil {
+			asked = append(asked, name)
+		}
+	}
+	if jsz.Meta != nil && gone[jsz.Meta.Leader] {
+		campaign("meta", metaGroup)
+	}
+	for _, ad := range jsz.AccountDetails {
+		for _, sd := range ad.Streams {
+			if sd.Cluster != nil && sd.RaftGroup != "" && gone[sd.Cluster.Leader] {
+				campaign(sd.Name, sd.RaftGroup)
+			}
+		}
+	}
+	return asked
 }

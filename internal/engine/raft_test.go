@@ -12,6 +12,8 @@ func TestRaftTiming(t *testing.T) {
 		"heartbeat":    {raftHeartbeat, want.Heartbeat},
 		"election min": {raftElectionMin, want.ElectionMin},
 		"election max": {raftElectionMax, want.ElectionMax},
+		"campaign min": {raftCampaignMin, campaignMin},
+		"campaign max": {raftCampaignMax, campaignMax},
 	}
 	for name, v := range got {
 		if v[0] != v[1] {
@@ -23,6 +25,9 @@ func TestRaftTiming(t *testing.T) {
 	}
 	if raftElectionMin < 5*raftHeartbeat {
 		t.Errorf("election timeout %v is under five heartbeats of %v: a few late heartbeats would depose a leader", raftElectionMin, raftHeartbeat)
+	}
+	if raftCampaignMax <= raftCampaignMin || raftCampaignMax >= raftElectionMin {
+		t.Errorf("campaign after a lost route %v–%v: want a range, shorter than the election timer (%v)", raftCampaignMin, raftCampaignMax, raftElectionMin)
 	}
 	if raftLostQuorum <= raftElectionMax {
 		t.Errorf("a leader steps down after %v without a quorum, before a follower would campaign (%v)", raftLostQuorum, raftElectionMax)
