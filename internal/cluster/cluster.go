@@ -10,12 +10,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -121,14 +123,41 @@ func New(opts Options) (*Cluster, error) {
 	return c, nil
 }
 
-// FreeAddr returns a loopback address with a port free right now.
+// FreeAddr returns a loopback address with a port free right now, chosen
+// below the kernel's range of ephemeral ports. A DC binds its ports only
+// when its process starts, and binds them again at every restart: a port
+// from the ephemeral range (what listening on port 0 gives) is taken
+// meanwhile, now and then, by some process's outgoing connection, and the
+// DC then fails to start ("address already in use").
 func FreeAddr() (string, error) {
+	lo, hi := 10000, ephemeralStart()
+	for range 100 {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", lo+mrand.IntN(hi-lo)))
+		if err == nil {
+			defer l.Close()
+			return l.Addr().String(), nil
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// ephemeralStart is the first port the kernel hands out to outgoing
+// connections (Linux: net.ipv4.ip_local_port_range; 32768 elsewhere).
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+				return n
+			}
+		}
+	}
+	return 32768
 }
 
 // DC returns the DC with name, or nil.
