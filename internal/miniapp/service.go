@@ -185,6 +185,31 @@ func (s *Service) CreatePayRequest(ctx context.Context, clientID, user string, i
 	return out, res, err
 }
 
+// unseenWait bounds how long a decision waits for a pay request this node
+// has not applied yet.
+const unseenWait = 2 * time.Second
+
+// payRequestSoon returns pay request id, waiting a moment if this node has
+// not seen it: the mini-app may have made it a moment ago through another
+// DC, and right after a DC failed this node's replica of the stream can be
+// a few hundred milliseconds behind the new leader. A person's approval
+// must not fail with "no such pay request" for that. Ids are random, so an
+// unknown one costs its caller at most unseenWait.
+func (s *Service) payRequestSoon(ctx context.Context, id string) (PayRequest, bool) {
+	ctx, cancel := context.WithTimeout(ctx, unseenWait)
+	defer cancel()
+	for {
+		if r, ok := s.state.PayRequest(id); ok {
+			return r, true
+		}
+		select {
+		case <-ctx.Done():
+			return PayRequest{}, false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // PayRequestFor returns a pay request as its user or its mini-app sees
 // it. Errors: not_found (no such request, or not theirs).
 func (s *Service) PayRequestFor(user, clientID, id string) (PayRequest, error) {
@@ -210,7 +235,7 @@ func moveID(r PayRequest) string { return "mapr." + strings.TrimPrefix(r.ID, "pr
 // ledger's refusals (exceeds_credits: not enough money).
 func (s *Service) Approve(ctx context.Context, user, id string) (PayRequest, cmdlog.Result, error) {
 	fail := func(err error) (PayRequest, cmdlog.Result, error) { return PayRequest{}, cmdlog.Result{}, err }
-	r, ok := s.state.PayRequest(id)
+	r, ok := s.payRequestSoon(ctx, id)
 	if !ok || r.UserID != user {
 		return fail(apperr.New(apperr.NotFound, "no such pay request"))
 	}
@@ -319,7 +344,7 @@ func (s *Service) undo(ctx context.Context, owner string, r PayRequest, cmd deci
 // Decline declines a pending request as its user. Errors: not_found,
 // conflict.
 func (s *Service) Decline(ctx context.Context, user, id string) (PayRequest, cmdlog.Result, error) {
-	r, ok := s.state.PayRequest(id)
+	r, ok := s.payRequestSoon(ctx, id)
 	if !ok || r.UserID != user {
 		return PayRequest{}, cmdlog.Result{}, apperr.New(apperr.NotFound, "no such pay request")
 	}
