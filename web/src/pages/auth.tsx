@@ -1,11 +1,30 @@
 import { useState } from 'preact/hooks';
-import { session } from '../session';
+import { session, errorOf } from '../session';
 import { net } from '../net';
 import { t } from '../i18n';
 import { ErrorText } from '../ui';
 
 function loginBody(v: string) {
   return v.includes('@') ? { email: v.trim() } : { phone: v.trim() };
+}
+
+/** A form's submit: busy while fn runs, its error shown. */
+function useSubmit(fn: () => Promise<void>) {
+  const [error, setError] = useState('');
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError('');
+    try {
+      await fn();
+    } catch (err) {
+      setError((err as Error).message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, submit };
 }
 
 function AuthCard({ title, children, foot }: { title: string; children: preact.ComponentChildren; foot: preact.ComponentChildren }) {
@@ -26,20 +45,7 @@ function AuthCard({ title, children, foot }: { title: string; children: preact.C
 export function Login() {
   const [login, setLogin] = useState('');
   const [password, setPassword] = useState('');
-  const [error, setError] = useState('');
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    setBusy(true);
-    setError('');
-    try {
-      await session.login(login.trim(), password);
-    } catch (err) {
-      setError((err as Error).message);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, submit } = useSubmit(() => session.login(login.trim(), password));
   return (
     <AuthCard title={t('loginTitle')} foot={<>{t('noAccount')} <a href={`/signup${location.search}`}>{t('signup')}</a></>}>
       <form onSubmit={submit} class="form">
@@ -62,26 +68,12 @@ export function Signup() {
   const [name, setName] = useState('');
   const [login, setLogin] = useState('');
   const [password, setPassword] = useState('');
-  const [error, setError] = useState('');
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    setBusy(true);
-    setError('');
-    try {
-      const r = await net.send('POST', '/v1/accounts', new Headers({ 'Content-Type': 'application/json' }),
-        JSON.stringify({ name: name.trim(), password, ...loginBody(login) }));
-      if (!r.ok) {
-        const b = await r.json().catch(() => null);
-        throw new Error(b?.error?.message ?? `HTTP ${r.status}`);
-      }
-      await session.login(login.trim(), password);
-    } catch (err) {
-      setError((err as Error).message);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, submit } = useSubmit(async () => {
+    const r = await net.send('POST', '/v1/accounts', new Headers({ 'Content-Type': 'application/json' }),
+      JSON.stringify({ name: name.trim(), password, ...loginBody(login) }));
+    if (!r.ok) throw await errorOf(r);
+    await session.login(login.trim(), password);
+  });
   return (
     <AuthCard title={t('signupTitle')} foot={<>{t('haveAccount')} <a href={`/login${location.search}`}>{t('login')}</a></>}>
       <form onSubmit={submit} class="form">
