@@ -52,13 +52,13 @@ func Handler(origins func() []string) http.Handler {
 		securityHeaders(w.Header(), origins())
 		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
 		if name != "" && name != "index.html" {
-			if b, err := fs.ReadFile(files, name); err == nil {
+			if st, err := fs.Stat(files, name); err == nil && !st.IsDir() {
 				if strings.HasPrefix(name, "assets/") {
 					w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 				} else {
 					w.Header().Set("Cache-Control", "no-cache")
 				}
-				http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
+				http.ServeFileFS(w, r, files, name)
 				return
 			}
 			if strings.HasPrefix(name, "assets/") || path.Ext(name) != "" {

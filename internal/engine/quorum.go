@@ -2,7 +2,8 @@ package engine
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -115,19 +116,10 @@ func (e *Engine) checkQuorum() {
 		// not when the election timers fire (raft.go).
 		go func() {
 			if asked := e.campaignAfterLoss(gone); len(asked) > 0 {
-				e.log.Info("routes to a DC closed: campaigning for its groups now", "gone", keys(gone), "groups", asked)
+				e.log.Info("routes to a DC closed: campaigning for its groups now", "gone", slices.Sorted(maps.Keys(gone)), "groups", asked)
 			}
 		}()
 	}
-}
-
-func keys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Isolated reports whether this node is cut off from the majority of the

@@ -256,9 +256,9 @@ func New(cfg Config) (*Node, error) {
 		WriteTimeout:   cfg.WriteTimeout,
 		Ops:            n,
 		Endpoints:      n.Endpoints,
-		// The web app may call every DC: it moves to another when its own fails.
-		App:   web.Handler(func() []string { return n.api.AppOrigins() }),
 		Ready:          n.Ready, OpenAPI: api.OpenAPI, OpsToken: cfg.OpsToken, OpsLoopback: opsLoopback(cfg), Logger: cfg.Logger, Registry: reg,
+		// The web app may call every DC: it moves to another when its own fails.
+		App: web.Handler(func() []string { return n.api.AppOrigins() }),
 	})
 	n.chat.State().Notify(n.api.Hub().Notify)
 	eng.OnIsolation(n.api.Isolation)

@@ -13,6 +13,9 @@ const silentAfter = 2000;
 
 type Handler = (f: StreamFrame) => void;
 
+/** Where the cursor of a person's last event is kept (not a secret). */
+const cursorKey = (user: string) => `superapp.cursor.${user}`;
+
 class Events {
   /** Connected to a DC and caught up. */
   live = signal(false);
@@ -27,12 +30,12 @@ class Events {
   }
 
   private get cursorKey() {
-    return `superapp.cursor.${this.user}`;
+    return cursorKey(this.user);
   }
 
   /** Whether this browser streamed the person's events before. */
   hasCursor(user: string): boolean {
-    return localStorage.getItem(`superapp.cursor.${user}`) !== null;
+    return localStorage.getItem(cursorKey(user)) !== null;
   }
 
   get cursor(): number {

@@ -1,4 +1,5 @@
 import type { ComponentChildren } from 'preact';
+import { useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { t, type Key } from './i18n';
 import { conversations } from './chat';
@@ -67,6 +68,30 @@ export function Page({ title, children, back, actions }: { title: string; childr
       <div class="content">{children}</div>
     </section>
   );
+}
+
+/**
+ * An action a person starts: busy while it runs, and the error it ended
+ * with, in words (word; the API's message by default). With leaving, the
+ * action ends by navigating away and stays busy once it succeeded, so
+ * that nothing is pressed twice on the way out.
+ */
+export function useAction(word: (err: unknown) => string = (err) => (err as Error).message) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState('');
+  const run = async (fn: () => Promise<unknown>, opts: { leaving?: boolean; onError?: (err: unknown) => void } = {}) => {
+    setBusy(true);
+    setError('');
+    try {
+      await fn();
+      if (!opts.leaving) setBusy(false);
+    } catch (err) {
+      opts.onError?.(err);
+      setError(word(err));
+      setBusy(false);
+    }
+  };
+  return { busy, error, setError, run };
 }
 
 export function ErrorText({ error }: { error: string }) {

@@ -2,27 +2,18 @@ import { useState } from 'preact/hooks';
 import { session, errorOf } from '../session';
 import { net } from '../net';
 import { t } from '../i18n';
-import { ErrorText } from '../ui';
+import { ErrorText, useAction } from '../ui';
 
 function loginBody(v: string) {
   return v.includes('@') ? { email: v.trim() } : { phone: v.trim() };
 }
 
-/** A form's submit: busy while fn runs, its error shown. */
+/** A form's submit: the action runs, busy and its error shown. */
 function useSubmit(fn: () => Promise<void>) {
-  const [error, setError] = useState('');
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: Event) => {
+  const { busy, error, run } = useAction();
+  const submit = (e: Event) => {
     e.preventDefault();
-    setBusy(true);
-    setError('');
-    try {
-      await fn();
-    } catch (err) {
-      setError((err as Error).message);
-    } finally {
-      setBusy(false);
-    }
+    void run(fn);
   };
   return { busy, error, submit };
 }

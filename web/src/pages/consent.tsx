@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import * as api from '../api';
 import { call, type AuthorizationRequest } from '../api';
 import { t, type Key } from '../i18n';
-import { ErrorText } from '../ui';
+import { ErrorText, useAction } from '../ui';
 
 /**
  * "Login with superapp": a third-party app sent the person here
@@ -14,8 +14,7 @@ import { ErrorText } from '../ui';
 export function Consent() {
   const id = new URLSearchParams(location.search).get('request') ?? '';
   const [req, setReq] = useState<AuthorizationRequest | null>(null);
-  const [error, setError] = useState('');
-  const [busy, setBusy] = useState(false);
+  const { busy, error, setError, run } = useAction();
   useEffect(() => {
     if (!id) {
       setError('This link has no request.');
@@ -24,18 +23,12 @@ export function Consent() {
     call(() => api.getAuthorizationRequest({ path: { request_id: id } })).then(setReq, (e) => setError(e.message));
   }, [id]);
 
-  const decide = async (allow: boolean) => {
-    setBusy(true);
-    setError('');
-    try {
+  const decide = (allow: boolean) =>
+    run(async () => {
       const fn = allow ? api.approveAuthorizationRequest : api.denyAuthorizationRequest;
       const d = await call(() => fn({ path: { request_id: id } }));
       location.assign(d.redirect_to);
-    } catch (err) {
-      setError((err as Error).message);
-      setBusy(false);
-    }
-  };
+    }, { leaving: true });
 
   if (!req) {
     return (

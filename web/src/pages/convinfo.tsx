@@ -5,7 +5,7 @@ import { call, type Conversation, type Friend } from '../api';
 import { conversations, conversationTitle, names, refreshConversations } from '../chat';
 import { session } from '../session';
 import { t } from '../i18n';
-import { Avatar, Page, ErrorText } from '../ui';
+import { Avatar, Page, ErrorText, useAction } from '../ui';
 
 /**
  * A conversation's details: its members and, in a group, renaming,
@@ -19,8 +19,7 @@ export function ConversationInfo({ id }: { id: string }) {
   const [friends, setFriends] = useState<Friend[]>([]);
   const [title, setTitle] = useState('');
   const [adding, setAdding] = useState<string[]>([]);
-  const [error, setError] = useState('');
-  const [busy, setBusy] = useState(false);
+  const { busy, error, setError, run } = useAction();
   const me = session.userId.value;
 
   const load = async () => {
@@ -33,18 +32,11 @@ export function ConversationInfo({ id }: { id: string }) {
     call(() => api.listFriends()).then((r) => setFriends(r.friends), () => {});
   }, [id]);
 
-  const act = async (fn: () => Promise<unknown>) => {
-    setBusy(true);
-    setError('');
-    try {
+  const act = (fn: () => Promise<unknown>) =>
+    run(async () => {
       await fn();
       await Promise.all([load(), refreshConversations()]);
-    } catch (err) {
-      setError((err as Error).message);
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
 
   if (!conv) return <Page title={t('members')} back={`/chats/${id}`}><ErrorText error={error} /></Page>;
   const role = conv.members.find((m) => m.user_id === me)?.role;
@@ -139,23 +131,17 @@ export function NewGroup({ onClose }: { onClose: () => void }) {
   const [friends, setFriends] = useState<Friend[]>([]);
   const [chosen, setChosen] = useState<string[]>([]);
   const [title, setTitle] = useState('');
-  const [error, setError] = useState('');
-  const [busy, setBusy] = useState(false);
+  const { busy, error, setError, run } = useAction();
   useEffect(() => {
     call(() => api.listFriends()).then((r) => setFriends(r.friends), (e) => setError(e.message));
   }, []);
-  const create = async (e: Event) => {
+  const create = (e: Event) => {
     e.preventDefault();
-    setBusy(true);
-    setError('');
-    try {
+    void run(async () => {
       const c = await call(() => api.createConversation({ body: { kind: 'group', title: title.trim(), members: chosen } }));
       await refreshConversations();
       route(`/chats/${c.conversation_id}`);
-    } catch (err) {
-      setError((err as Error).message);
-      setBusy(false);
-    }
+    }, { leaving: true });
   };
   return (
     <form class="form sheet" onSubmit={create} aria-label={t('newGroup')}>

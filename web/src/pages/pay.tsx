@@ -8,7 +8,7 @@ import * as api from '../api';
 import { call, type Sale } from '../api';
 import { names } from '../chat';
 import { t, formatMoney } from '../i18n';
-import { Page, Icon } from '../ui';
+import { Page, Icon, useAction } from '../ui';
 import {
   wallet, balanceOf, mainCurrency, useLiveWallet, refreshWallet, parseAmount, useMoneyId, moneyError,
   AmountField, Review, Confirm, AvailableLine,
@@ -312,8 +312,7 @@ function ConfirmShop({ qr, round, onBack, onPaid }: { qr: ShopQR; round: number;
   const currency = mainCurrency();
   const [text, setText] = useState('');
   const [step, setStep] = useState<'edit' | 'review'>(qr.dynamic ? 'review' : 'edit');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState('');
+  const { busy, error, setError, run } = useAction(moneyError);
   const amount = qr.dynamic ? 0 : parseAmount(text, currency);
   const id = useMoneyId('qr', qr.raw, amount, round);
   const name = shopName(qr.merchant);
@@ -324,22 +323,15 @@ function ConfirmShop({ qr, round, onBack, onPaid }: { qr: ShopQR; round: number;
     if (!amount) return setError(t('errAmount'));
     setStep('review');
   };
-  const pay = async () => {
-    setBusy(true);
-    setError('');
-    try {
+  const pay = () =>
+    run(async () => {
       const s = await call(() => api.payQr({
         headers: { 'Idempotency-Key': id } as never,
         body: { id, qr: qr.raw, ...(qr.dynamic ? {} : { amount: amount!, currency }) },
       }));
       void refreshWallet().catch(() => {});
       onPaid(s);
-    } catch (err) {
-      setError(moneyError(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
 
   return (
     <section class="confirm-shop" aria-labelledby="shop-h">

@@ -15,7 +15,7 @@ import { names, loadMessages } from '../chat';
 import { newId } from '../net';
 import { session } from '../session';
 import { t, formatMoney, formatTime, minorDigits, type Key } from '../i18n';
-import { Icon } from '../ui';
+import { Icon, useAction } from '../ui';
 
 /** A `payment` message's card (the API's Message schema does not list it yet). */
 export type PayCardData = {
@@ -311,8 +311,7 @@ function EnvelopeCard({ m, p, mine }: { m: PayMessage; p: PayCardData; mine: boo
   const me = session.userId.value;
   const [env, setEnv] = useState<Envelope | null>(null);
   const [gone, setGone] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState('');
+  const { busy, error, setError, run } = useAction(moneyError);
   const ref = useRef<HTMLElement>(null);
   const id = p.envelope_id ?? '';
 
@@ -343,19 +342,11 @@ function EnvelopeCard({ m, p, mine }: { m: PayMessage; p: PayCardData; mine: boo
     };
   }, [id]);
 
-  const claim = async () => {
-    setBusy(true);
-    setError('');
-    try {
+  const claim = () =>
+    run(async () => {
       setEnv(await call(() => api.claimEnvelope({ path: { envelope_id: id } })));
       void refreshWallet().catch(() => {});
-    } catch (err) {
-      if (err instanceof ApiError && err.code !== 'network') void load();
-      setError(moneyError(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+    }, { onError: (err) => { if (err instanceof ApiError && err.code !== 'network') void load(); } });
 
   const split = t(p.split === 'random' ? 'splitRandom' : 'splitEqual');
   const shares = env?.shares ?? p.shares ?? 1;
@@ -437,8 +428,7 @@ function PaySheet({ conv, onClose }: { conv: Conversation; onClose: () => void }
   const [shares, setShares] = useState(String(Math.max(1, Math.min(others.length, 100))));
   const [split, setSplit] = useState<'equal' | 'random'>(others.length > 1 ? 'random' : 'equal');
   const [step, setStep] = useState<'edit' | 'review'>('edit');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState('');
+  const { busy, error, setError, run } = useAction(moneyError);
   const currency = mainCurrency();
   const amount = parseAmount(text, currency);
   const n = Math.floor(Number(shares));
@@ -458,12 +448,10 @@ function PaySheet({ conv, onClose }: { conv: Conversation; onClose: () => void }
     setStep('review');
   };
 
-  const send = async () => {
+  const send = () => {
     if (!amount) return;
-    setBusy(true);
-    setError('');
     const text = memo.trim() || undefined;
-    try {
+    return run(async () => {
       if (mode === 'money') {
         await call(() => api.payInConversation({
           path: { id: conv.conversation_id },
@@ -480,11 +468,7 @@ function PaySheet({ conv, onClose }: { conv: Conversation; onClose: () => void }
       void refreshWallet().catch(() => {});
       void loadMessages(conv.conversation_id).catch(() => {});
       onClose();
-    } catch (err) {
-      setError(moneyError(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   const title = mode === 'money' ? t('sendMoney') : t('redEnvelope');

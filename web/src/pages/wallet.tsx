@@ -5,7 +5,7 @@ import * as api from '../api';
 import { call, type Friend, type PayRequest, type Statement } from '../api';
 import { names } from '../chat';
 import { t, lang, formatMoney, formatTime, type Key } from '../i18n';
-import { Page, Icon, Avatar, ErrorText } from '../ui';
+import { Page, Icon, Avatar, ErrorText, useAction } from '../ui';
 import {
   wallet, balanceOf, mainCurrency, useLiveWallet, refreshWallet, parseAmount, useMoneyId, moneyError,
   Sheet, AmountField, Review, AvailableLine, Confirm,
@@ -216,8 +216,7 @@ function TopUpSheet({ onClose, onDone }: { onClose: () => void; onDone: (msg: st
   const currency = mainCurrency();
   const [text, setText] = useState('');
   const [step, setStep] = useState<'edit' | 'review'>('edit');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState('');
+  const { busy, error, setError, run } = useAction(moneyError);
   const amount = parseAmount(text, currency);
   const id = useMoneyId('topup', amount, currency);
 
@@ -227,18 +226,11 @@ function TopUpSheet({ onClose, onDone }: { onClose: () => void; onDone: (msg: st
     if (!amount) return setError(t('errAmount'));
     setStep('review');
   };
-  const go = async () => {
-    setBusy(true);
-    setError('');
-    try {
+  const go = () =>
+    run(async () => {
       const p = await call(() => api.topUp({ body: { id, amount: amount!, currency }, headers: { 'Idempotency-Key': id } as never }));
       onDone(t('topUpDone', { amount: formatMoney(p.amount, p.currency) }));
-    } catch (err) {
-      setError(moneyError(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   const quick = currency === 'KRW' ? [10_000, 50_000, 100_000] : undefined;
   return (
     <Sheet title={t('topUpTitle')} onClose={onClose}>
@@ -266,8 +258,7 @@ function SendSheet({ onClose, onDone }: { onClose: () => void; onDone: (msg: str
   const [to, setTo] = useState('');
   const [text, setText] = useState('');
   const [step, setStep] = useState<'edit' | 'review'>('edit');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState('');
+  const { busy, error, setError, run } = useAction(moneyError);
   const amount = parseAmount(text, currency);
   const id = useMoneyId('send', to, amount, currency);
   const friend = friends?.find((f) => f.user_id === to);
@@ -286,18 +277,11 @@ function SendSheet({ onClose, onDone }: { onClose: () => void; onDone: (msg: str
     if (!amount) return setError(t('errAmount'));
     setStep('review');
   };
-  const go = async () => {
-    setBusy(true);
-    setError('');
-    try {
+  const go = () =>
+    run(async () => {
       const p = await call(() => api.payUser({ body: { id, to_user: to, amount: amount!, currency }, headers: { 'Idempotency-Key': id } as never }));
       onDone(t('sentMoney', { amount: formatMoney(p.amount, p.currency), name: friend?.name ?? '' }));
-    } catch (err) {
-      setError(moneyError(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   return (
     <Sheet title={t('sendMoney')} onClose={onClose}>
       {step === 'edit' ? (
@@ -335,24 +319,16 @@ function SendSheet({ onClose, onDone }: { onClose: () => void; onDone: (msg: str
 }
 
 function ApproveSheet({ r, onClose, onDone }: { r: PayRequest; onClose: () => void; onDone: (msg: string) => void }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState('');
+  const { busy, error, setError, run } = useAction(moneyError);
   const app = r.client?.name || t('anApp');
   const currency = r.currency ?? mainCurrency();
   const amount = formatMoney(r.amount ?? 0, currency);
   // Approving is keyed by the request itself: sent again, it pays once.
-  const go = async () => {
-    setBusy(true);
-    setError('');
-    try {
+  const go = () =>
+    run(async () => {
       await call(() => api.approvePayRequest({ path: { pay_request_id: r.pay_request_id! } }));
       onDone(t('approved', { amount, app }));
-    } catch (err) {
-      setError(moneyError(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   return (
     <Sheet title={t('payRequests')} onClose={onClose}>
       <div class="form">
