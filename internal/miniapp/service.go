@@ -185,29 +185,12 @@ func (s *Service) CreatePayRequest(ctx context.Context, clientID, user string, i
 	return out, res, err
 }
 
-// unseenWait bounds how long a decision waits for a pay request this node
-// has not applied yet.
-const unseenWait = 2 * time.Second
-
 // payRequestSoon returns pay request id, waiting a moment if this node has
-// not seen it: the mini-app may have made it a moment ago through another
-// DC, and right after a DC failed this node's replica of the stream can be
-// a few hundred milliseconds behind the new leader. A person's approval
-// must not fail with "no such pay request" for that. Ids are random, so an
-// unknown one costs its caller at most unseenWait.
+// not applied it yet (cmdlog.Soon): the mini-app may have made it a moment
+// ago through another DC, and a person's approval must not fail with "no
+// such pay request" for that.
 func (s *Service) payRequestSoon(ctx context.Context, id string) (PayRequest, bool) {
-	ctx, cancel := context.WithTimeout(ctx, unseenWait)
-	defer cancel()
-	for {
-		if r, ok := s.state.PayRequest(id); ok {
-			return r, true
-		}
-		select {
-		case <-ctx.Done():
-			return PayRequest{}, false
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return cmdlog.Soon(ctx, func() (PayRequest, bool) { return s.state.PayRequest(id) })
 }
 
 // PayRequestFor returns a pay request as its user or its mini-app sees

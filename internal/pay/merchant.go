@@ -418,7 +418,8 @@ func (s *Service) Charge(ctx context.Context, merchant, id, code string, amount 
 		return Sale{}, cmdlog.Result{}, err
 	}
 	h := hashCode(code)
-	pc, found := s.state.paymentCode(h)
+	// The code may have been issued a moment ago through another DC.
+	pc, found := cmdlog.Soon(ctx, func() (payCode, bool) { return s.state.paymentCode(h) })
 	holder, session := pc.User, pc.Session
 	// A code from a session since revoked (a lost phone) is worthless.
 	if !found || !live(holder, session) {
