@@ -95,7 +95,7 @@ export function ConversationInfo({ id }: { id: string }) {
         </>
       )}
       {group && (
-        <p>
+        <p class="leave">
           <button class="danger" type="button" disabled={busy} onClick={async () => {
             if (!confirm(t('leaveConfirm'))) return;
             await act(() => call(() => api.removeConversationMember({ path: { id, user_id: me } })));
