@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -409,6 +410,7 @@ func (e *Engine) Append(ctx context.Context, subject, msgID string, data []byte)
 		<-ctx.Done()
 		return 0, fmt.Errorf("append %s: %w (stream stalled by an injected fault)", subject, ctx.Err())
 	}
+	stream := streamOfSubject(subject)
 	backoff := 50 * time.Millisecond
 	for {
 		if e.Isolated() {
@@ -416,13 +418,16 @@ func (e *Engine) Append(ctx context.Context, subject, msgID string, data []byte)
 		}
 		// An attempt in flight ends at once when the node is cut off (its
 		// outcome is unknown either way, and the client's retry with the
-		// same id elsewhere settles it) or a stream elects a new leader
-		// (the old one will not answer; the same message id is sent again).
+		// same id elsewhere settles it) or the stream elects a new leader
+		// (the old one will not answer; the same message id is sent again,
+		// at once: the new leader is there to take it).
 		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		elected, isolation := e.electionOrIsolation()
+		elected, isolation := e.electionOrIsolation(stream)
+		var reelected atomic.Bool
 		go func() {
 			select {
 			case <-elected:
+				reelected.Store(true)
 				cancel()
 			case <-isolation:
 				cancel()
@@ -443,13 +448,20 @@ func (e *Engine) Append(ctx context.Context, subject, msgID string, data []byte)
 			return 0, fmt.Errorf("append %s: %w (%v)", subject, cmdlog.ErrTooLarge, err)
 		}
 		e.log.Debug("append retry", "subject", subject, "err", err)
+		if reelected.Load() {
+			backoff = 50 * time.Millisecond
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return 0, fmt.Errorf("append %s: %w (last: %v)", subject, ctx.Err(), err)
+		case <-elected:
+			backoff = 50 * time.Millisecond // a leader to send to
 		case <-time.After(backoff):
+			// Stay close behind a leader election: it ends at an unknown
+			// moment.
+			backoff = min(backoff*2, 200*time.Millisecond)
 		}
-		// Stay close behind a leader election: it ends at an unknown moment.
-		backoff = min(backoff*2, 200*time.Millisecond)
 	}
 }
 

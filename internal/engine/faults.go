@@ -42,10 +42,15 @@ func (e *Engine) streamFault(subject string) string {
 	if len(e.faults) == 0 {
 		return ""
 	}
+	return e.faults[streamOfSubject(subject)]
+}
+
+// streamOfSubject names the feature stream that stores subject, or "".
+func streamOfSubject(subject string) string {
 	for _, s := range Streams {
 		for _, sub := range s.Subjects {
 			if strings.HasPrefix(subject, strings.TrimSuffix(sub, ">")) {
-				return e.faults[s.Name]
+				return s.Name
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"superapp/internal/cmdlog"
@@ -16,9 +17,10 @@ import (
 // A node's read models are fed from its own DC's replica of each stream,
 // with batched direct gets, not from a consumer: an R1 consumer lives on
 // one random replica, often in another DC, and when that DC burns the read
-// model stalls until a new consumer is placed. Direct gets are answered by
-// the local replica (NATS prefers the local member of the queue group),
-// also while the stream has no leader, so reads never wait on another DC.
+// model stalls until a new consumer is placed. The gets are handed to the
+// local replica (localGet: over NATS they would go to a random replica),
+// which answers also while the stream has no leader, so reads never wait
+// on another DC.
 
 const (
 	followBatch    = 512
@@ -60,6 +62,11 @@ func (e *Engine) Follow(ctx context.Context, m *cmdlog.Machine) error {
 	}
 	inbox := e.nc.NewRespInbox()
 	replies, err := e.nc.SubscribeSync(inbox + ".*")
+	if err == nil {
+		// The local replica answers at once: the server must know
+		// where to.
+		err = e.nc.Flush()
+	}
 	if err != nil {
 		return fmt.Errorf("follow %s: %w", spec.Name, err)
 	}
@@ -125,9 +132,12 @@ type follower struct {
 func (f *follower) fetch(ctx context.Context) (int, error) {
 	f.n++
 	reply := f.inbox + "." + strconv.FormatUint(f.n, 10)
-	req, _ := json.Marshal(directGet{Seq: f.m.Applied() + 1, Batch: followBatch, MaxBytes: followMaxBytes})
-	if err := f.e.nc.PublishRequest("$JS.API.DIRECT.GET."+f.name, reply, req); err != nil {
-		return 0, err
+	get := server.JSApiMsgGetRequest{Seq: f.m.Applied() + 1, Batch: followBatch, MaxBytes: followMaxBytes}
+	if !f.e.localGet(f.name, &get, reply) {
+		req, _ := json.Marshal(get)
+		if err := f.e.nc.PublishRequest("$JS.API.DIRECT.GET."+f.name, reply, req); err != nil {
+			return 0, err
+		}
 	}
 	applied := 0
 	for {
@@ -162,12 +172,6 @@ func (f *follower) fetch(ctx context.Context) (int, error) {
 		f.m.Apply(seq, msg.Data, pending)
 		applied++
 	}
-}
-
-type directGet struct {
-	Seq      uint64 `json:"seq"`
-	Batch    int    `json:"batch"`
-	MaxBytes int    `json:"max_bytes"`
 }
 
 // stallAfter is how long a machine may stay behind the stream's tail

@@ -22,9 +22,10 @@ var ErrIsolated = cmdlog.ErrIsolated
 // quorumWatch follows how many other DCs the embedded server has routes to.
 type quorumWatch struct {
 	mu sync.Mutex
-	// elected is closed and replaced whenever any stream elects a leader:
-	// appends in flight to the old leader are sent again at once.
-	elected chan struct{}
+	// elected holds, per stream, a channel closed (and dropped) when the
+	// stream elects a leader: appends in flight to the old leader are sent
+	// again at once. The channel under "" closes at every election.
+	elected map[string]chan struct{}
 	// elections counts, per stream, the leaders it elected since this
 	// node started (the first, when the stream was created or this node
 	// found it leaderless, included).
@@ -45,7 +46,7 @@ func (e *Engine) watchQuorum() {
 	q := &e.quorum
 	q.known = len(e.cfg.Peers)
 	q.changed = make(chan struct{})
-	q.elected = make(chan struct{})
+	q.elected = map[string]chan struct{}{}
 	// Until the first routes are up the node is as cut off as it can be.
 	q.isolated = q.known > 0
 	if q.known == 0 || e.srv == nil {
@@ -169,8 +170,12 @@ func (e *Engine) watchElections() error {
 			q.elections = map[string]uint64{}
 		}
 		q.elections[stream]++
-		close(q.elected)
-		q.elected = make(chan struct{})
+		for _, name := range []string{stream, ""} {
+			if ch, ok := q.elected[name]; ok {
+				close(ch)
+				delete(q.elected, name)
+			}
+		}
 		q.mu.Unlock()
 	})
 	return err
@@ -189,10 +194,22 @@ func (e *Engine) LeaderChanges() map[string]uint64 {
 	return out
 }
 
-// electionOrIsolation returns a channel closed at the next leader election
-// or change of isolation.
-func (e *Engine) electionOrIsolation() (elected, isolation <-chan struct{}) {
-	e.quorum.mu.Lock()
-	defer e.quorum.mu.Unlock()
-	return e.quorum.elected, e.quorum.changed
+// electionOrIsolation returns a channel closed at stream's next leader
+// election (any stream's, for ""), and one closed at the next change of
+// isolation. Only the stream's own election ends an append's attempt: the
+// other streams the lost DC led elect their leaders one by one, and each
+// needless new attempt waited out a backoff.
+func (e *Engine) electionOrIsolation(stream string) (elected, isolation <-chan struct{}) {
+	q := &e.quorum
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.elected == nil {
+		q.elected = map[string]chan struct{}{}
+	}
+	ch, ok := q.elected[stream]
+	if !ok {
+		ch = make(chan struct{})
+		q.elected[stream] = ch
+	}
+	return ch, q.changed
 }
