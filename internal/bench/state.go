@@ -125,18 +125,46 @@ func State(ctx context.Context, o StateOptions) error {
 		return nil
 	}
 	// The block cache fills up to --cache-size as the store grows past it;
-	// what must not grow with history is everything else.
-	type mem struct{ rss, cache uint64 }
+	// what must not grow with history is everything else. Memory is read
+	// twice at each point: at once, under the load's last buffers, and at
+	// rest, once the load's buffers and caches had ten seconds to go.
+	type mem struct{ rss, cache, goHeld, malloc uint64 }
 	memory := func(label string) []mem {
 		var ms []mem
 		for _, d := range cl.DCs {
-			r := residentBytes(cl.PID(d.Name))
-			m := metricValues(ctx, d.URL(), "go_memstats_heap_inuse_bytes", "superapp_state_store_cache_bytes", "superapp_state_store_memtable_bytes")
-			ms = append(ms, mem{rss: r, cache: m[1]})
-			fmt.Fprintf(out, "  %s %s: resident %d MiB (Go heap in use %d MiB, state store block cache %d MiB, memtables %d MiB)\n",
-				label, d.Name, r>>20, m[0]>>20, m[1]>>20, m[2]>>20)
+			pid := cl.PID(d.Name)
+			r := residentBytes(pid)
+			sp := splitResident(pid)
+			m := metricValues(ctx, d.URL(), "go_memstats_heap_inuse_bytes", "superapp_state_store_cache_bytes", "superapp_state_store_memtable_bytes",
+				"go_memstats_sys_bytes", "go_memstats_heap_released_bytes")
+			// What the Go runtime holds from the OS and has not given
+			// back (an upper bound of its resident part); the rest of the
+			// anonymous memory is C malloc's.
+			goHeld := m[3] - min(m[4], m[3])
+			ms = append(ms, mem{rss: r, cache: m[1], goHeld: goHeld, malloc: sp.Anon - min(goHeld, sp.Anon)})
+			fmt.Fprintf(out, "  %s %s: resident %d MiB: Go runtime at most %d MiB (heap in use %d MiB); malloc at least %d MiB (state store block cache %d MiB, memtables %d MiB); files %d MiB\n",
+				label, d.Name, r>>20, goHeld>>20, m[0]>>20, ms[len(ms)-1].malloc>>20, m[1]>>20, m[2]>>20, sp.Files>>20)
 		}
 		return ms
+	}
+	settle := func() {
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
+		}
+	}
+	growth := func(label string, quarter, full []mem) {
+		pct := func(a, b uint64) float64 { return 100 * (float64(b)/float64(max(a, 1)) - 1) }
+		for i := range full {
+			q, f := quarter[i], full[i]
+			if q.rss <= q.cache {
+				continue
+			}
+			fmt.Fprintf(out, "  %s %s: resident memory grew %+.1f%% from N/4 to N; without the block cache (bounded by --cache-size) %+.1f%% (%d -> %d MiB); Go runtime %+.1f%%, malloc without the block cache %+.1f%%\n",
+				label, cl.DCs[i].Name, pct(q.rss, f.rss), pct(q.rss-q.cache, f.rss-min(f.cache, f.rss)),
+				(q.rss-q.cache)>>20, (f.rss-min(f.cache, f.rss))>>20,
+				pct(q.goHeld, f.goHeld), pct(q.malloc-min(q.cache, q.malloc), f.malloc-min(f.cache, f.malloc)))
+		}
 	}
 	elections := func() map[string]uint64 { return leaderChanges(ctx, cl.DCs[0].URL()) }
 	before := elections()
@@ -144,19 +172,17 @@ func State(ctx context.Context, o StateOptions) error {
 		return err
 	}
 	quarter := memory(fmt.Sprintf("after %d messages", o.Messages/4))
+	settle()
+	quarterRest := memory(fmt.Sprintf("after %d messages, at rest", o.Messages/4))
 	if err := write(o.Messages); err != nil {
 		return err
 	}
 	full := memory(fmt.Sprintf("after %d messages", o.Messages))
+	settle()
+	fullRest := memory(fmt.Sprintf("after %d messages, at rest", o.Messages))
 	fmt.Fprintf(out, "leader changes while the DCs wrote and applied at full load: %s\n", changedLeaders(before, elections()))
-	for i := range full {
-		q, f := quarter[i], full[i]
-		if q.rss > q.cache {
-			fmt.Fprintf(out, "  %s resident memory grew %+.1f%% from N/4 to N; without the block cache (bounded by --cache-size) %+.1f%% (%d -> %d MiB)\n",
-				cl.DCs[i].Name, 100*(float64(f.rss)/float64(q.rss)-1), 100*(float64(f.rss-min(f.cache, f.rss))/float64(q.rss-q.cache)-1),
-				(q.rss-q.cache)>>20, (f.rss-min(f.cache, f.rss))>>20)
-		}
-	}
+	growth("at once", quarter, full)
+	growth("at rest", quarterRest, fullRest)
 
 	// The victim leads nothing the others need, so only its start is measured.
 	victim := cl.DCs[2].Name

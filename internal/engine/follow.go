@@ -20,7 +20,8 @@ import (
 // model stalls until a new consumer is placed. The gets are handed to the
 // local replica (localGet: over NATS they would go to a random replica),
 // which answers also while the stream has no leader, so reads never wait
-// on another DC.
+// on another DC; only a local replica that is catching up itself sends
+// the node to the others (fetch).
 
 const (
 	followBatch    = 512
@@ -128,12 +129,26 @@ type follower struct {
 	n       uint64
 }
 
-// fetch asks for the entries after the applied one and applies them.
+// fetch asks the local replica for the entries after the applied one and
+// applies them. A local replica that has none while the stream is known to
+// hold more is catching up itself (the node has just started, or was cut
+// off): then any replica is asked, so that the node is ready as soon as
+// one holds what it needs, not once its own has caught up.
 func (f *follower) fetch(ctx context.Context) (int, error) {
+	n, err := f.fetchFrom(ctx, true)
+	if n == 0 && err == nil && f.m.Applied() < f.m.Tail() {
+		return f.fetchFrom(ctx, false)
+	}
+	return n, err
+}
+
+// fetchFrom asks the local replica (or, not local, any replica over NATS)
+// for the entries after the applied one and applies them.
+func (f *follower) fetchFrom(ctx context.Context, local bool) (int, error) {
 	f.n++
 	reply := f.inbox + "." + strconv.FormatUint(f.n, 10)
 	get := server.JSApiMsgGetRequest{Seq: f.m.Applied() + 1, Batch: followBatch, MaxBytes: followMaxBytes}
-	if !f.e.localGet(f.name, &get, reply) {
+	if !local || !f.e.localGet(f.name, &get, reply) {
 		req, _ := json.Marshal(get)
 		if err := f.e.nc.PublishRequest("$JS.API.DIRECT.GET."+f.name, reply, req); err != nil {
 			return 0, err
