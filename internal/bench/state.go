@@ -235,8 +235,22 @@ func State(ctx context.Context, o StateOptions) error {
 			Size      uint64            `json:"size"`
 			Positions map[string]uint64 `json:"positions"`
 		}
-		if err := opsPost(ctx, cl.DCs[0].URL()+"/ops/checkpoint", &info); err != nil {
-			return err
+		// A checkpoint that could not be written (503) is asked for
+		// again: the next one replaces the DC's last one anyway.
+		for attempt := 1; ; attempt++ {
+			err := opsPost(ctx, cl.DCs[0].URL()+"/ops/checkpoint", &info)
+			if err == nil {
+				break
+			}
+			if attempt == 5 || !strings.Contains(err.Error(), ": 503 ") {
+				return err
+			}
+			fmt.Fprintf(out, "checkpoint not written (%v); asking again\n", err)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(10 * time.Second):
+			}
 		}
 		fmt.Fprintf(out, "checkpoint of %s written: %d MiB in %v (CHAT at %d, LEDGER at %d)\n", cl.DCs[0].Name, info.Size>>20,
 			time.Since(start).Round(time.Millisecond), info.Positions["CHAT"], info.Positions["LEDGER"])

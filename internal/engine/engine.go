@@ -389,9 +389,18 @@ func (e *Engine) PutObject(ctx context.Context, bucket, name, contentType string
 	if err != nil {
 		return err
 	}
-	_, err = o.Put(ctx, jetstream.ObjectMeta{Name: name, Headers: nats.Header{"Content-Type": {contentType}}}, r)
+	_, err = o.Put(ctx, jetstream.ObjectMeta{Name: name, Headers: nats.Header{"Content-Type": {contentType}},
+		Opts: &jetstream.ObjectMetaOptions{ChunkSize: objectChunkSize}}, r)
 	return err
 }
+
+// objectChunkSize is the size of an object's chunks. nats.go sends up to
+// 4,000 chunks before it waits for an answer; at its default 128 KiB that
+// is 500 MiB, and a stream leader queues at most 128 MiB of incoming
+// messages before it refuses them ("too many requests"): a checkpoint of
+// 1.6 GiB failed so while a wiped DC caught up and slowed the leader. At
+// 16 KiB at most 62.5 MiB are under way.
+const objectChunkSize = 16 << 10
 
 // GetObject opens the object stored under name in bucket.
 func (e *Engine) GetObject(ctx context.Context, bucket, name string) (io.ReadCloser, error) {

@@ -40,6 +40,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -168,9 +169,13 @@ func (db *DB) openPebble() (*pebble.DB, interface{ Unref() }, error) {
 			// back: recording it keeps the next open from reading the
 			// whole history written since the last one (verify.go).
 			TableCreated: func(info pebble.TableCreateInfo) { db.tableWritten(info.JobID, info.Path) },
-			FlushEnd:     func(info pebble.FlushInfo) { db.jobEnded(info.JobID, info.Err) },
+			FlushEnd: func(info pebble.FlushInfo) {
+				db.jobEnded(info.JobID, info.Err)
+				trimFreedMemory()
+			},
 			CompactionEnd: func(info pebble.CompactionInfo) {
 				db.jobEnded(info.JobID, info.Err)
+				trimFreedMemory()
 			},
 		},
 	}
@@ -187,6 +192,26 @@ func (db *DB) openPebble() (*pebble.DB, interface{ Unref() }, error) {
 		return nil, nil, err
 	}
 	return p, cache, nil
+}
+
+// trimInterval bounds how often trimFreedMemory gives pages back: a trim
+// walks every malloc arena, which takes milliseconds and holds up other
+// allocations meanwhile.
+const trimInterval = 5 * time.Second
+
+var lastTrim atomic.Int64 // unix nanoseconds of the process's last trim
+
+// trimFreedMemory gives the memory a flush or compaction freed (a flushed
+// memtable, blocks of tables that are gone) back to the system, at most
+// every trimInterval in the whole process. Flushes and compactions are
+// when the store frees most; without this the pages stay with C malloc
+// and the node's resident memory grows with history (malloc_glibc.go).
+func trimFreedMemory() {
+	now, last := time.Now().UnixNano(), lastTrim.Load()
+	if now-last < int64(trimInterval) || !lastTrim.CompareAndSwap(last, now) {
+		return
+	}
+	releaseFreedMemory()
 }
 
 // existing reports whether the store's directory holds anything.

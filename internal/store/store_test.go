@@ -397,3 +397,23 @@ func TestTimeIndex(t *testing.T) {
 		t.Fatalf("newest of an empty index: %v", got)
 	}
 }
+
+// TestTrimFreedMemoryIsRateLimited: flushes and compactions end often
+// under load; the arenas are walked at most once per trimInterval.
+func TestTrimFreedMemoryIsRateLimited(t *testing.T) {
+	lastTrim.Store(0)
+	trimFreedMemory()
+	first := lastTrim.Load()
+	if first == 0 {
+		t.Fatal("the first trim did not run")
+	}
+	trimFreedMemory()
+	if lastTrim.Load() != first {
+		t.Fatal("a second trim ran within the interval")
+	}
+	lastTrim.Store(first - int64(trimInterval))
+	trimFreedMemory()
+	if lastTrim.Load() == first-int64(trimInterval) {
+		t.Fatal("no trim once the interval had passed")
+	}
+}

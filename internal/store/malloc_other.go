@@ -1,0 +1,8 @@
+//go:build !linux || !cgo
+
+package store
+
+// releaseFreedMemory has nothing to do: without cgo Pebble allocates its
+// cache and memtables on the Go heap, whose free pages the Go runtime
+// returns itself.
+func releaseFreedMemory() {}
