@@ -30,8 +30,9 @@ type quorumWatch struct {
 	// node started (the first, when the stream was created or this node
 	// found it leaderless, included).
 	elections map[string]uint64
-	peers     []string // names of the DCs seen now
-	known     int      // DCs in the cluster besides this one
+	peers     []string     // names of the DCs seen now
+	silence   silenceWatch // only the watcher's goroutine uses it
+	known     int          // DCs in the cluster besides this one
 	isolated  bool
 	changed   chan struct{} // closed and replaced on every change of isolated
 	onChange  []func(isolated bool)
@@ -77,13 +78,19 @@ func (e *Engine) checkQuorum() {
 	}
 	seen := map[string]bool{}
 	var names []string
+	in := map[string]int64{}
 	for _, r := range rz.Routes {
-		if r.RemoteName != "" && !seen[r.RemoteName] {
+		if r.RemoteName == "" {
+			continue
+		}
+		in[r.RemoteName] += r.InMsgs
+		if !seen[r.RemoteName] {
 			seen[r.RemoteName] = true
 			names = append(names, r.RemoteName)
 		}
 	}
 	q := &e.quorum
+	silent := q.silence.observe(time.Now(), in)
 	q.mu.Lock()
 	gone := map[string]bool{}
 	for _, p := range q.peers {
@@ -118,6 +125,18 @@ func (e *Engine) checkQuorum() {
 		go func() {
 			if asked := e.campaignAfterLoss(gone); len(asked) > 0 {
 				e.log.Info("routes to a DC closed: campaigning for its groups now", "gone", slices.Sorted(maps.Keys(gone)), "groups", asked)
+			}
+		}()
+	}
+	if len(silent) > 0 && !isolated {
+		// A DC went silent with its routes open (silence.go).
+		quiet := map[string]bool{}
+		for _, p := range silent {
+			quiet[p] = true
+		}
+		go func() {
+			if asked := e.campaignAfterLoss(quiet); len(asked) > 0 {
+				e.log.Info("a DC went silent: campaigning for its groups now", "silent", silent, "groups", asked)
 			}
 		}()
 	}
