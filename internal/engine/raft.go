@@ -84,8 +84,10 @@ func setRaftTiming() {
 // survivors do, after a random 25–200 ms (nats-server's campaign timeout,
 // set here like the rest of the timing), so that one usually asks first
 // and wins. A silent DC (frozen, fibre cut without a reset) closes
-// nothing: there the election timer above is what notices. A route that
-// closes while its leader lives (a flap) costs one needless election.
+// nothing: there the messages its routes stop bringing tell, after the
+// election timer's floor (silence.go), and the same campaigns follow. A
+// route that closes while its leader lives (a flap) costs one needless
+// election.
 const (
 	campaignMin = 25 * time.Millisecond
 	campaignMax = 200 * time.Millisecond
