@@ -464,5 +464,16 @@ func (d *drill) featureReport(f string, v verdict) *FeatureReport {
 	if fc.requests > 0 {
 		fr.SuccessRate = float64(fc.requests-fc.failedAttempts) / float64(fc.requests)
 	}
+	var slowest *wait
+	for i, w := range d.rec.waits {
+		if w.feature == f && (slowest == nil || w.d > slowest.d) {
+			slowest = &d.rec.waits[i]
+		}
+	}
+	if slowest != nil {
+		began := slowest.end.Add(-slowest.d)
+		fr.SlowestWrite = &SlowWrite{User: slowest.user, StartedAt: began.UTC().Format(time.RFC3339Nano),
+			StartedS: began.Sub(d.rec.start).Seconds(), MS: slowest.d.Milliseconds()}
+	}
 	return fr
 }

@@ -80,6 +80,12 @@ func TestDrillFire(t *testing.T) {
 	for _, f := range drill.Features {
 		fr := rep.Features[f]
 		t.Logf("MEASURE drill %s: %d acknowledged, write outage p99 %dms, max %dms", f, fr.Acknowledged, fr.WriteOutageP99MS, fr.WriteOutageMaxMS)
+		// The slowest write is named, to be found in the DCs' logs.
+		if sw := fr.SlowestWrite; fr.WriteOutageMaxMS >= 100 {
+			if sw == nil || sw.MS != fr.WriteOutageMaxMS || sw.StartedS < 0 || sw.StartedAt == "" {
+				t.Errorf("%s: longest write wait %dms, slowest write %+v", f, fr.WriteOutageMaxMS, sw)
+			}
+		}
 	}
 	t.Logf("MEASURE drill: rebuild %dms", rep.RebuildMS)
 }

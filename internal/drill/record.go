@@ -47,6 +47,7 @@ type recorder struct {
 // wait ended and how long it was.
 type wait struct {
 	feature string
+	user    int
 	end     time.Time
 	d       time.Duration
 }
@@ -108,7 +109,7 @@ func (r *recorder) outage(feature string, user int, write bool, d time.Duration)
 		m = fc.writeOutage
 		fc.acked++
 		if d >= waitNoticed {
-			r.waits = append(r.waits, wait{feature: feature, end: time.Now(), d: d})
+			r.waits = append(r.waits, wait{feature: feature, user: user, end: time.Now(), d: d})
 		}
 	}
 	m[user] = max(m[user], d)

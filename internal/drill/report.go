@@ -50,9 +50,22 @@ type FeatureReport struct {
 	ReadOutageMaxMS  int64 `json:"read_outage_max_ms"`
 	ReadOutageP99MS  int64 `json:"read_outage_p99_ms"`
 	ReadOutageP50MS  int64 `json:"read_outage_p50_ms"`
-	LedgerInvariants bool  `json:"ledger_invariants_ok,omitempty"`
-	Converged        bool  `json:"converged"`
-	RebuildMS        int64 `json:"rebuild_ms"`
+	// SlowestWrite is the write that waited longest, to line up with
+	// the DCs' logs (nil if none waited long enough to be kept).
+	SlowestWrite     *SlowWrite `json:"slowest_write,omitempty"`
+	LedgerInvariants bool       `json:"ledger_invariants_ok,omitempty"`
+	Converged        bool       `json:"converged"`
+	RebuildMS        int64      `json:"rebuild_ms"`
+}
+
+// SlowWrite is one write's wait: whose, and when.
+type SlowWrite struct {
+	User int `json:"user"` // the simulated user's index
+	// StartedAt is when the write was first sent (wall clock, RFC 3339),
+	// StartedS the same in seconds since the load began.
+	StartedAt string  `json:"started_at"`
+	StartedS  float64 `json:"started_s"`
+	MS        int64   `json:"ms"`
 }
 
 func (r *Report) write(dir string) error {
