@@ -108,7 +108,22 @@ const metaGroup = "_meta_"
 
 // campaignAfterLoss asks the local replica of every raft group led from a
 // DC in gone to campaign now. It returns the groups it asked.
+//
+// Only one survivor asks: the first by name among this node and the DCs
+// it still sees. When both survivors campaigned, now and then both asked
+// within a few milliseconds of each other, each voted for itself, and the
+// group stayed without a leader for a whole election timeout (measured:
+// RIDES elected 1.5 s after a partition, every other stream within
+// 0.27 s). The other survivor's election timer still fires if the first
+// cannot lead, and if the first holds the shorter log, the other, asked
+// for its vote, campaigns itself at once (nats-server does that).
 func (e *Engine) campaignAfterLoss(gone map[string]bool) []string {
+	self := e.srv.Name()
+	for _, p := range e.PeersSeen() {
+		if !gone[p] && p < self {
+			return nil
+		}
+	}
 	jsz, err := e.srv.Jsz(&server.JSzOptions{Accounts: true, Streams: true, RaftGroups: true})
 	if err != nil {
 		return nil
