@@ -20,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -432,11 +431,9 @@ func (e *Engine) Append(ctx context.Context, subject, msgID string, data []byte)
 		// at once: the new leader is there to take it).
 		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		elected, isolation := e.electionOrIsolation(stream)
-		var reelected atomic.Bool
 		go func() {
 			select {
 			case <-elected:
-				reelected.Store(true)
 				cancel()
 			case <-isolation:
 				cancel()
@@ -457,15 +454,13 @@ func (e *Engine) Append(ctx context.Context, subject, msgID string, data []byte)
 			return 0, fmt.Errorf("append %s: %w (%v)", subject, cmdlog.ErrTooLarge, err)
 		}
 		e.log.Debug("append retry", "subject", subject, "err", err)
-		if reelected.Load() {
-			backoff = 50 * time.Millisecond
-			continue
-		}
 		select {
 		case <-ctx.Done():
 			return 0, fmt.Errorf("append %s: %w (last: %v)", subject, ctx.Err(), err)
 		case <-elected:
-			backoff = 50 * time.Millisecond // a leader to send to
+			// Elected during the attempt (the channel is closed already)
+			// or during the wait: a leader to send to, at once.
+			backoff = 50 * time.Millisecond
 		case <-time.After(backoff):
 			// Stay close behind a leader election: it ends at an unknown
 			// moment.
