@@ -89,6 +89,7 @@ func benchState(args []string) error {
 	fs.IntVar(&o.Transfers, "transfers", 0, "ledger transfers written along with them (default: N/10)")
 	fs.DurationVar(&o.Retention, "log-retention", 5*time.Minute, "every DC's --log-retention; the run waits for the streams to be trimmed and rebuilds a wiped DC (0: skip that step)")
 	fs.StringVar(&o.CacheSize, "cache-size", "", "every DC's --cache-size (default: theirs)")
+	fs.StringVar(&o.HeapProfiles, "heap-profiles", "", "save every DC's Go heap profile into this directory wherever memory is measured")
 	keep := fs.Bool("keep", false, "keep the DCs' data directory")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,7 +35,10 @@ type StateOptions struct {
 	Retention time.Duration
 	// CacheSize is every DC's --cache-size ("" = the default).
 	CacheSize string
-	Out       io.Writer
+	// HeapProfiles, if set, is a directory that receives each DC's Go
+	// heap profile at every point memory is measured.
+	HeapProfiles string
+	Out          io.Writer
 }
 
 // State measures what keeping state on disk is for: the memory of each DC
@@ -56,7 +60,7 @@ func State(ctx context.Context, o StateOptions) error {
 	if o.CacheSize != "" {
 		args = append(args, "--cache-size", o.CacheSize)
 	}
-	cl, err := startCluster(ctx, cluster.Options{Binary: o.Binary, Dir: o.Dir, Args: args, OpsToken: benchOpsToken}, out)
+	cl, err := startCluster(ctx, cluster.Options{Binary: o.Binary, Dir: o.Dir, Args: args, OpsToken: benchOpsToken, Debug: o.HeapProfiles != ""}, out)
 	if err != nil {
 		return err
 	}
@@ -144,6 +148,12 @@ func State(ctx context.Context, o StateOptions) error {
 			ms = append(ms, mem{rss: r, cache: m[1], goHeld: goHeld, malloc: sp.Anon - min(goHeld, sp.Anon)})
 			fmt.Fprintf(out, "  %s %s: resident %d MiB: Go runtime at most %d MiB (heap in use %d MiB); malloc at least %d MiB (state store block cache %d MiB, memtables %d MiB); files %d MiB\n",
 				label, d.Name, r>>20, goHeld>>20, m[0]>>20, ms[len(ms)-1].malloc>>20, m[1]>>20, m[2]>>20, sp.Files>>20)
+			if o.HeapProfiles != "" {
+				name := filepath.Join(o.HeapProfiles, strings.NewReplacer(" ", "-", ",", "").Replace(label)+"-"+d.Name+".pb.gz")
+				if err := saveHeapProfile(ctx, d.DebugAddr, name); err != nil {
+					fmt.Fprintf(out, "  %s: heap profile: %v\n", d.Name, err)
+				}
+			}
 		}
 		return ms
 	}
@@ -517,4 +527,32 @@ func waitTrimmed(ctx context.Context, js jetstream.JetStream, stream string) (ui
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// saveHeapProfile writes the Go heap profile served on addr to file.
+func saveHeapProfile(ctx context.Context, addr, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/heap", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s", resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -48,6 +48,8 @@ type Options struct {
 	// RouteVia, if set, is the address DC from dials to reach DC to's
 	// route port, e.g. a fault-injecting proxy between them.
 	RouteVia func(from, to *DC) string
+	// Debug gives every DC a --debug-listen address of its own (DC.DebugAddr).
+	Debug bool
 }
 
 // DC is one data center: one superapp process.
@@ -56,8 +58,10 @@ type DC struct {
 	HTTPAddr    string
 	NATSAddr    string
 	ClusterAddr string
-	DataDir     string
-	LogPath     string
+	// DebugAddr serves the DC's pprof profiles (Options.Debug).
+	DebugAddr string
+	DataDir   string
+	LogPath   string
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -117,6 +121,11 @@ func New(opts Options) (*Cluster, error) {
 		}
 		if d.ClusterAddr, err = FreeAddr(); err != nil {
 			return nil, err
+		}
+		if opts.Debug {
+			if d.DebugAddr, err = FreeAddr(); err != nil {
+				return nil, err
+			}
 		}
 		c.DCs = append(c.DCs, d)
 	}
@@ -199,6 +208,9 @@ func (c *Cluster) Args(d *DC) []string {
 		extra = append(extra, "--cluster-advertise", "127.0.0.1:1")
 	}
 	extra = append(extra, "--ops-token", c.opts.OpsToken)
+	if d.DebugAddr != "" {
+		extra = append(extra, "--debug-listen", d.DebugAddr)
+	}
 	// One issuer for "Login with superapp" on every DC (a login begun on
 	// one DC finishes on any other), unless the caller names one.
 	if os.Getenv("SUPERAPP_OIDC_ISSUER") == "" && !slices.Contains(c.opts.Args, "--oidc-issuer") {

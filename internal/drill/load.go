@@ -49,7 +49,8 @@ type user struct {
 	mini  miniUser
 	job   job // a driver's, courier's or merchant's work in progress
 
-	// retry is the write not yet acknowledged: sent again, same id.
+	// retry is the write not yet acknowledged (sent again, same id), or
+	// the step that follows an acknowledged one (op.then).
 	retry *op
 	// pending is when the user started waiting, per feature and kind.
 	pending map[string]time.Time
@@ -68,6 +69,9 @@ type op struct {
 	// idle: the user found nothing to do (a driver without offers) and
 	// waits a little longer before looking again.
 	idle bool
+	// then, if set, is the write that follows once this one is
+	// acknowledged: another actor's step, its wait measured on its own.
+	then *op
 }
 
 func newUser(idx int, endpoints []string, hc *http.Client, run string) *user {
@@ -299,7 +303,7 @@ func (u *user) do(ctx context.Context, rec *recorder, o *op) {
 	case err == nil:
 		rec.outage(o.feature, u.idx, o.write, time.Since(u.pending[key]))
 		delete(u.pending, key)
-		u.retry = nil
+		u.retry = o.then
 	case refused(err):
 		// A definite answer (a refusal): the write will not happen; no
 		// outage, nothing to retry.

@@ -18,7 +18,8 @@ type miniUser struct {
 // miniappOp is a mini-app asking its user to pay 1,000 won, and the user
 // approving in superapp; the mini-app's backend then receives the
 // approval's webhook. Without a live login to a mini-app, the person
-// logs in first.
+// logs in first. The request and the approval are two actors' writes (the
+// mini-app's backend, then the person), each measured on its own.
 func (u *user) miniappOp() *op {
 	a := u.oidc.current()
 	if a == nil || a.token == "" || u.oidc.login != nil {
@@ -33,22 +34,7 @@ func (u *user) miniappOp() *op {
 	u.mu.Lock()
 	u.mini.try[prid] = a
 	u.mu.Unlock()
-	created := false
-	return &op{feature: "miniapp", write: true, run: func(ctx context.Context) error {
-		if !created {
-			u.oidc.appc.UseTokens(client.Tokens{AccessToken: a.token})
-			r, err := u.oidc.appc.CreatePayRequest(ctx, client.PayRequestInput{ID: key, Amount: miniAmount, Description: "Drill order " + key})
-			if err != nil {
-				if refused(err) {
-					a.token = "" // expired or revoked: log in again
-				}
-				return err
-			}
-			if r.PayRequestID != prid {
-				return wrong("pay request %s has id %s, want %s", key, r.PayRequestID, prid)
-			}
-			created = true
-		}
+	approve := &op{feature: "miniapp", write: true, run: func(ctx context.Context) error {
 		r, err := u.c.ApprovePayRequest(ctx, prid)
 		if client.Code(err) == "conflict" {
 			// Approved by an earlier attempt whose answer was lost?
@@ -63,6 +49,20 @@ func (u *user) miniappOp() *op {
 		u.mu.Lock()
 		u.mini.ack[prid] = a
 		u.mu.Unlock()
+		return nil
+	}}
+	return &op{feature: "miniapp", write: true, then: approve, run: func(ctx context.Context) error {
+		u.oidc.appc.UseTokens(client.Tokens{AccessToken: a.token})
+		r, err := u.oidc.appc.CreatePayRequest(ctx, client.PayRequestInput{ID: key, Amount: miniAmount, Description: "Drill order " + key})
+		if err != nil {
+			if refused(err) {
+				a.token = "" // expired or revoked: log in again
+			}
+			return err
+		}
+		if r.PayRequestID != prid {
+			return wrong("pay request %s has id %s, want %s", key, r.PayRequestID, prid)
+		}
 		return nil
 	}}
 }

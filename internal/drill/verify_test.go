@@ -67,7 +67,8 @@ func TestVerifyFindsLostWrites(t *testing.T) {
 		}
 	}
 	u.do(ctx, rec, u.loginOp())
-	u.do(ctx, rec, u.miniappOp())
+	u.do(ctx, rec, u.miniappOp()) // the mini-app asks
+	u.do(ctx, rec, u.next())      // the person approves
 	if len(u.oidc.ack) != 1 || len(u.mini.ack) != 1 || u.retry != nil {
 		t.Fatalf("login %v, pay requests %v, unacknowledged %v", u.oidc.ack, u.mini.ack, u.retry != nil)
 	}
