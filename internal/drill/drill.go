@@ -100,7 +100,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	} else if len(o.Faults) > 0 {
 		return nil, errors.New("faults need DCs the drill starts itself; leave out --endpoints or --faults")
 	}
-	hc := &http.Client{Transport: &transport{rec: d.rec, next: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}}}
+	names := cluster.Names
+	if len(o.Endpoints) > 0 {
+		names = nil // unknown: hosts are shown
+	}
+	hc := &http.Client{Transport: &transport{rec: d.rec, names: dcNames(endpoints, names),
+		next: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}}}
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	hk, err := newHooks()
 	if err != nil {
@@ -473,7 +478,7 @@ func (d *drill) featureReport(f string, v verdict) *FeatureReport {
 	if slowest != nil {
 		began := slowest.end.Add(-slowest.d)
 		fr.SlowestWrite = &SlowWrite{User: slowest.user, StartedAt: began.UTC().Format(time.RFC3339Nano),
-			StartedS: began.Sub(d.rec.start).Seconds(), MS: slowest.d.Milliseconds()}
+			StartedS: began.Sub(d.rec.start).Seconds(), MS: slowest.d.Milliseconds(), Attempts: slowest.attempts}
 	}
 	return fr
 }

@@ -52,8 +52,10 @@ type user struct {
 	// retry is the write not yet acknowledged (sent again, same id), or
 	// the step that follows an acknowledged one (op.then).
 	retry *op
-	// pending is when the user started waiting, per feature and kind.
+	// pending is when the user started waiting, per feature and kind;
+	// traces the requests of the writes waited for.
 	pending map[string]time.Time
+	traces  map[string]*trace
 }
 
 type payRec struct {
@@ -87,6 +89,7 @@ func newUser(idx int, endpoints []string, hc *http.Client, run string) *user {
 		payAck:  map[string]payRec{},
 		payTry:  map[string]payRec{},
 		pending: map[string]time.Time{},
+		traces:  map[string]*trace{},
 		rides:   bookings{ack: map[string]string{}, try: map[string]bool{}},
 		food:    bookings{ack: map[string]string{}, try: map[string]bool{}},
 		mini:    miniUser{ack: map[string]*app{}, try: map[string]*app{}},
@@ -295,19 +298,24 @@ func (u *user) do(ctx context.Context, rec *recorder, o *op) {
 	}
 	if _, ok := u.pending[key]; !ok {
 		u.pending[key] = time.Now()
+		if o.write {
+			u.traces[key] = &trace{start: u.pending[key]}
+		}
 	}
-	octx, cancel := context.WithTimeout(ctx, opTimeout)
+	octx, cancel := context.WithTimeout(withTrace(ctx, u.traces[key]), opTimeout)
 	err := o.run(octx)
 	cancel()
 	switch {
 	case err == nil:
-		rec.outage(o.feature, u.idx, o.write, time.Since(u.pending[key]))
+		rec.outage(o.feature, u.idx, o.write, time.Since(u.pending[key]), u.traces[key])
 		delete(u.pending, key)
+		delete(u.traces, key)
 		u.retry = o.then
 	case refused(err):
 		// A definite answer (a refusal): the write will not happen; no
 		// outage, nothing to retry.
 		delete(u.pending, key)
+		delete(u.traces, key)
 		u.retry = nil
 		rec.failedOp(o.feature)
 	default:

@@ -1,7 +1,10 @@
 package drill
 
 import (
+	"context"
 	"net/http"
+	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -44,12 +47,98 @@ type recorder struct {
 }
 
 // wait is one write a user waited for at least waitNoticed: when the
-// wait ended and how long it was.
+// wait ended, how long it was and the requests it took.
 type wait struct {
-	feature string
-	user    int
-	end     time.Time
-	d       time.Duration
+	feature  string
+	user     int
+	end      time.Time
+	d        time.Duration
+	attempts []Attempt
+}
+
+// Attempt is one HTTP request made for a write: where it went, when, and
+// what came back.
+type Attempt struct {
+	DC     string `json:"dc"` // the DC's name, or its host:port
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	AtMS   int64  `json:"at_ms"` // when it was sent, since the write was first sent
+	MS     int64  `json:"ms"`    // until its answer's headers or its failure
+	Status int    `json:"status,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// trace collects the attempts of one write, from its first send to its
+// acknowledgement (retries included). The transport finds it in the
+// request's context.
+type trace struct {
+	start    time.Time
+	mu       sync.Mutex
+	attempts []*traced
+}
+
+// traced is an attempt, recorded when it is sent and completed when it
+// ends.
+type traced struct {
+	Attempt
+	sent time.Time
+	done bool
+}
+
+type traceKey struct{}
+
+func withTrace(ctx context.Context, t *trace) context.Context {
+	if t == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, traceKey{}, t)
+}
+
+// maxTraced bounds a trace: a write retried for a minute makes hundreds of
+// attempts, and the first and last ones tell the story.
+const maxTraced = 64
+
+// send records an attempt as it is sent.
+func (t *trace) send(a Attempt) *traced {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	a.AtMS = now.Sub(t.start).Milliseconds()
+	at := &traced{Attempt: a, sent: now}
+	if len(t.attempts) == maxTraced {
+		t.attempts = slices.Delete(t.attempts, maxTraced/2, maxTraced/2+1)
+	}
+	t.attempts = append(t.attempts, at)
+	return at
+}
+
+// end completes an attempt with its answer or failure.
+func (t *trace) end(at *traced, status int, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	at.MS, at.Status, at.done = time.Since(at.sent).Milliseconds(), status, true
+	if err != nil {
+		at.Error = err.Error()
+	}
+}
+
+// list is the attempts so far; one still under way shows how long it has
+// waited, and the error "unanswered".
+func (t *trace) list() []Attempt {
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]Attempt, 0, len(t.attempts))
+	for _, at := range t.attempts {
+		a := at.Attempt
+		if !at.done {
+			a.MS, a.Error = time.Since(at.sent).Milliseconds(), "unanswered"
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // waitNoticed is the shortest wait worth keeping: a fault's outage is
@@ -100,7 +189,7 @@ func (r *recorder) attempt(feature string, ok bool) {
 // outage records one finished operation of a user: how long the user
 // waited, counting from the first attempt of the first operation that
 // did not succeed before it.
-func (r *recorder) outage(feature string, user int, write bool, d time.Duration) {
+func (r *recorder) outage(feature string, user int, write bool, d time.Duration, tr *trace) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	fc := r.feats[feature]
@@ -109,7 +198,7 @@ func (r *recorder) outage(feature string, user int, write bool, d time.Duration)
 		m = fc.writeOutage
 		fc.acked++
 		if d >= waitNoticed {
-			r.waits = append(r.waits, wait{feature: feature, user: user, end: time.Now(), d: d})
+			r.waits = append(r.waits, wait{feature: feature, user: user, end: time.Now(), d: d, attempts: tr.list()})
 		}
 	}
 	m[user] = max(m[user], d)
@@ -170,17 +259,48 @@ func outageStats(m map[int]time.Duration) (longest, p99, p50 time.Duration) {
 }
 
 // transport records every attempt the clients make: a 5xx, a 429 or a
-// network error is a failed attempt, anything else an answer.
+// network error is a failed attempt, anything else an answer. A write's
+// attempts also go to its trace.
 type transport struct {
 	rec  *recorder
 	next http.RoundTripper
+	// names maps a DC's host:port to its name (else the host is shown).
+	names map[string]string
+}
+
+// dcNames maps each endpoint's host:port to the name of the DC at the
+// same index.
+func dcNames(endpoints, names []string) map[string]string {
+	out := map[string]string{}
+	for i, e := range endpoints {
+		if u, err := url.Parse(e); err == nil && i < len(names) {
+			out[u.Host] = names[i]
+		}
+	}
+	return out
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	tr, _ := req.Context().Value(traceKey{}).(*trace)
+	var at *traced
+	if tr != nil {
+		a := Attempt{DC: req.URL.Host, Method: req.Method, Path: req.URL.Path}
+		if n, ok := t.names[req.URL.Host]; ok {
+			a.DC = n
+		}
+		at = tr.send(a)
+	}
 	resp, err := t.next.RoundTrip(req)
 	ok := err == nil && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests
 	if req.Context().Err() == nil || ok {
 		t.rec.attempt(featureOf(req.URL.Path), ok)
+	}
+	if at != nil {
+		status := 0
+		if err == nil {
+			status = resp.StatusCode
+		}
+		tr.end(at, status, err)
 	}
 	return resp, err
 }

@@ -66,6 +66,9 @@ type SlowWrite struct {
 	StartedAt string  `json:"started_at"`
 	StartedS  float64 `json:"started_s"`
 	MS        int64   `json:"ms"`
+	// Attempts are the HTTP requests the write took, hedges and retries
+	// included (the first and the last ones of a long retry).
+	Attempts []Attempt `json:"attempts"`
 }
 
 func (r *Report) write(dir string) error {
