@@ -11,6 +11,8 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -151,9 +153,38 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer n.Close()
-	return n.Run(ctx)
+	err = n.Run(ctx)
+	n.Close()
+	var rebuild *node.RebuildError
+	if errors.As(err, &rebuild) {
+		return restartToRebuild(cfg.Logger, rebuild)
+	}
+	return err
 }
+
+// restartedEnv marks a process that restarted itself to rebuild its
+// state, with the time it did (Unix seconds).
+const restartedEnv = "SUPERAPP_RESTARTED_TO_REBUILD"
+
+// restartToRebuild starts this node again in the same process (same
+// command line, same PID) once it has shut down: at start it loads the
+// newest checkpoint. A node that needed that twice within rebuildGuard
+// exits instead of restarting in a loop.
+func restartToRebuild(log *slog.Logger, why *node.RebuildError) error {
+	if at, err := strconv.ParseInt(os.Getenv(restartedEnv), 10, 64); err == nil && time.Since(time.Unix(at, 0)) < rebuildGuard {
+		return fmt.Errorf("%w; it restarted for that less than %v ago, so it stops here instead", why, rebuildGuard)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("%w; restart: %v", why, err)
+	}
+	log.Warn("restarting this node to rebuild its state from the newest checkpoint", "reason", why.Reason)
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, restartedEnv+"=") })
+	env = append(env, restartedEnv+"="+strconv.FormatInt(time.Now().Unix(), 10))
+	return syscall.Exec(exe, os.Args, env)
+}
+
+const rebuildGuard = 5 * time.Minute
 
 // fromEnv sets every flag not given on the command line from
 // SUPERAPP_<NAME>, the name upper-cased with dashes as underscores.

@@ -140,14 +140,14 @@ func State(ctx context.Context, o StateOptions) error {
 			r := residentBytes(pid)
 			sp := splitResident(pid)
 			m := metricValues(ctx, d.URL(), "go_memstats_heap_inuse_bytes", "superapp_state_store_cache_bytes", "superapp_state_store_memtable_bytes",
-				"go_memstats_sys_bytes", "go_memstats_heap_released_bytes")
+				"go_memstats_sys_bytes", "go_memstats_heap_released_bytes", "superapp_malloc_inuse_bytes", "superapp_malloc_free_bytes")
 			// What the Go runtime holds from the OS and has not given
 			// back (an upper bound of its resident part); the rest of the
 			// anonymous memory is C malloc's.
 			goHeld := m[3] - min(m[4], m[3])
 			ms = append(ms, mem{rss: r, cache: m[1], goHeld: goHeld, malloc: sp.Anon - min(goHeld, sp.Anon)})
-			fmt.Fprintf(out, "  %s %s: resident %d MiB: Go runtime at most %d MiB (heap in use %d MiB); malloc at least %d MiB (state store block cache %d MiB, memtables %d MiB); files %d MiB\n",
-				label, d.Name, r>>20, goHeld>>20, m[0]>>20, ms[len(ms)-1].malloc>>20, m[1]>>20, m[2]>>20, sp.Files>>20)
+			fmt.Fprintf(out, "  %s %s: resident %d MiB: Go runtime at most %d MiB (heap in use %d MiB); malloc at least %d MiB (handed out %d MiB: state store block cache %d MiB, memtables %d MiB; kept free %d MiB); files %d MiB\n",
+				label, d.Name, r>>20, goHeld>>20, m[0]>>20, ms[len(ms)-1].malloc>>20, m[5]>>20, m[1]>>20, m[2]>>20, m[6]>>20, sp.Files>>20)
 			if o.HeapProfiles != "" {
 				name := filepath.Join(o.HeapProfiles, strings.NewReplacer(" ", "-", ",", "").Replace(label)+"-"+d.Name+".pb.gz")
 				if err := saveHeapProfile(ctx, d.DebugAddr, name); err != nil {

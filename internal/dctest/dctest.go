@@ -144,6 +144,14 @@ func (c *Cluster) Freeze(name string) {
 	}
 }
 
+// Thaw resumes a frozen DC's process (SIGCONT).
+func (c *Cluster) Thaw(name string) {
+	c.tb.Helper()
+	if err := c.Cluster.Thaw(name); err != nil {
+		c.tb.Fatal(err)
+	}
+}
+
 // Wipe deletes a (killed) DC's data directory.
 func (c *Cluster) Wipe(name string) {
 	c.tb.Helper()

@@ -23,7 +23,8 @@ import (
 // saying why), and wiped after its streams were trimmed past their first
 // entry (rebuilt from a checkpoint; the log alone could not). Every time it
 // converges with the others, and every acknowledged message and payment is
-// there.
+// there. Last, its chat read model lags while the others trim the log past
+// it: it restarts itself and rebuilds from a checkpoint.
 func TestStateOutlivesItsHistory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three processes")
@@ -129,6 +130,45 @@ func TestStateOutlivesItsHistory(t *testing.T) {
 		t.Fatalf("wiped after trimming (CHAT begins at %d) but not rebuilt from a checkpoint; log:\n%s", first, logFrom(log, mark))
 	}
 	t.Logf("wiped after trimming (CHAT begins at %d): ready from a checkpoint %v after start", first, took)
+	c.WaitConverged(ctx)
+
+	// 4. Its chat read model lags (as on a starved machine) while the
+	// others trim the log past it: the entries it needs next are gone, so
+	// it restarts itself in place and rebuilds from a checkpoint, with no
+	// operator.
+	lag := func(fault string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, "POST", c.DC(victim).URL()+"/ops/faults", strings.NewReader(`{"feature":"chat","fault":"`+fault+`"}`))
+		req.Header.Set("Authorization", "Bearer "+c.OpsToken())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("fault %s on %s: %d", fault, victim, resp.StatusCode)
+		}
+	}
+	lag("lag") // a restart clears it
+	mark = sinceStart()
+	tail := c.StreamInfo(ctx, "CHAT").State.LastSeq
+	for ctx.Err() == nil && c.StreamInfo(ctx, "CHAT").State.FirstSeq <= tail+1 {
+		if _, err := opsCheckpoint(ctx, c, dctest.Names[0]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	first = c.StreamInfo(ctx, "CHAT").State.FirstSeq
+	for deadline := time.Now().Add(time.Minute); logAfter(log, mark, "restarting this node to rebuild its state") == ""; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("CHAT was trimmed past its read model (begins at %d, it applied at most %d) but it did not restart; log:\n%s", first, tail, logFrom(log, mark))
+		}
+	}
+	took = c.WaitReady(victim, 2*time.Minute)
+	if line := logAfter(log, mark, "state store loaded from a checkpoint"); line == "" {
+		t.Fatalf("restarted but not rebuilt from a checkpoint; log:\n%s", logFrom(log, mark))
+	}
+	t.Logf("read model trimmed past (CHAT begins at %d, it applied at most %d): restarted itself, ready %v after", first, tail, took)
 
 	stopLoad()
 	wg.Wait()

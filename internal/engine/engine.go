@@ -78,6 +78,20 @@ type Engine struct {
 	quorum     quorumWatch
 	quorumStop chan struct{}
 	quorumDone chan struct{}
+
+	rebuild     chan string // RebuildNeeded
+	rebuildOnce sync.Once
+}
+
+// RebuildNeeded is told, once, why this node's state can no longer be
+// brought up to date from the log (the stream was trimmed past the
+// entries it still needs): only a restart, which loads the newest
+// checkpoint, can.
+func (e *Engine) RebuildNeeded() <-chan string { return e.rebuild }
+
+// needRebuild reports why the node must rebuild its state.
+func (e *Engine) needRebuild(why string) {
+	e.rebuildOnce.Do(func() { e.rebuild <- why })
 }
 
 // Open starts the embedded server (unless NATSURL is set) and connects to it.
@@ -88,7 +102,8 @@ func Open(cfg Config) (*Engine, error) {
 	if cfg.DC == "" {
 		cfg.DC = "dc1"
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "engine"), streams: map[string]jetstream.Stream{}, objects: map[string]jetstream.ObjectStore{}}
+	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "engine"), streams: map[string]jetstream.Stream{}, objects: map[string]jetstream.ObjectStore{},
+		rebuild: make(chan string, 1)}
 	e.replicas = cfg.Replicas
 	if e.replicas == 0 {
 		e.replicas = 1

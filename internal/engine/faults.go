@@ -10,6 +10,11 @@ import (
 // feature's dead stream does not take the others down.
 const FaultStall = "stall"
 
+// FaultLag stops the node's read model of a stream from applying, as on a
+// machine starved of CPU or disk, while its replica stays current. Tests
+// use it to let the log be trimmed past a node that is behind.
+const FaultLag = "lag"
+
 // SetStreamFault injects mode ("" clears it) into stream on this node.
 func (e *Engine) SetStreamFault(stream, mode string) error {
 	found := false
@@ -19,7 +24,7 @@ func (e *Engine) SetStreamFault(stream, mode string) error {
 	if !found {
 		return fmt.Errorf("no stream %q", stream)
 	}
-	if mode != "" && mode != FaultStall {
+	if mode != "" && mode != FaultStall && mode != FaultLag {
 		return fmt.Errorf("no fault %q", mode)
 	}
 	e.mu.Lock()
@@ -43,6 +48,13 @@ func (e *Engine) streamFault(subject string) string {
 		return ""
 	}
 	return e.faults[streamOfSubject(subject)]
+}
+
+// lagging reports whether FaultLag holds stream's read model back.
+func (e *Engine) lagging(stream string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.faults[stream] == FaultLag
 }
 
 // streamOfSubject names the feature stream that stores subject, or "".

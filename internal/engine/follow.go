@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"superapp/internal/cmdlog"
 )
@@ -91,6 +92,13 @@ func (e *Engine) Follow(ctx context.Context, m *cmdlog.Machine) error {
 
 	retry := time.Duration(0)
 	for ctx.Err() == nil {
+		if e.lagging(spec.Name) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(followIdlePoll):
+			}
+			continue
+		}
 		n, err := f.fetch(ctx)
 		switch {
 		case err != nil:
@@ -212,13 +220,14 @@ func (f *follower) watch(ctx context.Context) {
 			continue // no leader to ask right now
 		}
 		applied := f.m.Applied()
-		if info.State.Msgs > 0 && info.State.FirstSeq > applied+1 && !trimmedPast {
-			// The entries this node needs next are gone (it was away
-			// longer than --log-retention): only a checkpoint can help,
-			// and one is loaded at start.
+		if trimmedPastApplied(info.State, applied) && !trimmedPast {
+			// The entries this node needs next are gone (it was away or
+			// behind longer than --log-retention): only a checkpoint can
+			// help, and the node loads one as it starts.
 			trimmedPast = true
-			f.e.log.Error("the stream was trimmed past this node's position: restart the node to rebuild its state from a checkpoint",
+			f.e.log.Error("the stream was trimmed past this node's position: the node restarts to rebuild its state from a checkpoint",
 				"stream", f.name, "applied", applied, "stream_first", info.State.FirstSeq)
+			f.e.needRebuild(fmt.Sprintf("%s was trimmed past this node's position (applied %d, the stream begins at %d)", f.name, applied, info.State.FirstSeq))
 		}
 		switch {
 		case applied >= info.State.LastSeq || applied > last:
@@ -231,6 +240,13 @@ func (f *follower) watch(ctx context.Context) {
 			f.m.SetStalled(true)
 		}
 	}
+}
+
+// trimmedPastApplied reports whether the stream no longer holds the entry
+// after applied. A stream emptied by a purge reports its first sequence as
+// the one after its last.
+func trimmedPastApplied(st jetstream.StreamState, applied uint64) bool {
+	return st.FirstSeq > applied+1
 }
 
 func specNamed(name string) (StreamSpec, bool) {

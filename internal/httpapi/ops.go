@@ -16,9 +16,10 @@ type Ops interface {
 	// other DCs.
 	Status(ctx context.Context, auth string) any
 	Evacuate(ctx context.Context, dc string, on bool) (Evacuation, error)
-	// StallFeature makes (or stops making) the feature's stream behave as
-	// one without a leader, on this node.
-	StallFeature(feature string, on bool) error
+	// FeatureFault injects into the feature's stream, on this node,
+	// FaultStall (it behaves as one without a leader), FaultLag (its read
+	// model stops applying) or "" (neither).
+	FeatureFault(feature, fault string) error
 	// CheckpointNow writes a checkpoint of this node's state store into
 	// the replicated object store and describes it.
 	CheckpointNow(ctx context.Context) (any, error)
@@ -28,6 +29,7 @@ type Ops interface {
 const (
 	FaultPanic = "panic" // every handler of the feature panics
 	FaultStall = "stall" // the feature's stream does not answer
+	FaultLag   = "lag"   // the feature's read model stops applying (a starved machine)
 	FaultNone  = "none"
 )
 
@@ -72,14 +74,18 @@ func (s *Server) clusterOpsRoutes() []route {
 				return apperr.Field("feature", "feature must be one of identity, social, chat, events, pay, ledger, oauth, rides, food, miniapp")
 			}
 			switch req.Fault {
-			case FaultPanic, FaultStall, FaultNone:
+			case FaultPanic, FaultStall, FaultLag, FaultNone:
 			default:
-				return apperr.Field("fault", "fault must be panic, stall or none")
+				return apperr.Field("fault", "fault must be panic, stall, lag or none")
 			}
 			if s.cfg.Ops == nil {
 				return apperr.New(apperr.Unavailable, "fault injection is not available on this node")
 			}
-			if err := s.cfg.Ops.StallFeature(req.Feature, req.Fault == FaultStall); err != nil {
+			streamFault := ""
+			if req.Fault == FaultStall || req.Fault == FaultLag {
+				streamFault = req.Fault
+			}
+			if err := s.cfg.Ops.FeatureFault(req.Feature, streamFault); err != nil {
 				return apperr.Field("feature", "%v", err)
 			}
 			s.faultsMu.Lock()

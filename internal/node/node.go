@@ -396,9 +396,18 @@ func (n *Node) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err := <-errc:
 		return fmt.Errorf("http: %w", err)
+	case why := <-n.eng.RebuildNeeded():
+		return &RebuildError{Reason: why}
 	}
 	return nil
 }
+
+// RebuildError ends Run when this node's state can only be rebuilt by a
+// start (which loads the newest checkpoint): the log no longer holds what
+// it needs next. superapp serve then restarts the node in place.
+type RebuildError struct{ Reason string }
+
+func (e *RebuildError) Error() string { return "state must be rebuilt from a checkpoint: " + e.Reason }
 
 func (n *Node) start(ctx context.Context) error {
 	// The followers and watchers outlive ctx: on a graceful stop, requests

@@ -210,15 +210,12 @@ func askReady(ctx context.Context, ep httpapi.Endpoint, auth string) DCStatus {
 var featureStream = map[string]string{"identity": "IDENTITY", "social": "SOCIAL", "chat": "CHAT", "events": "CHAT", "pay": "LEDGER", "ledger": "LEDGER",
 	"oauth": "OAUTH", "rides": "RIDES", "food": "FOOD", "miniapp": "MINIAPP"}
 
-// StallFeature injects (or clears) a stall of the feature's stream.
-func (n *Node) StallFeature(feature string, on bool) error {
+// FeatureFault injects (or, with "", clears) a fault of the feature's
+// stream: engine.FaultStall or engine.FaultLag.
+func (n *Node) FeatureFault(feature, fault string) error {
 	stream, ok := featureStream[feature]
 	if !ok {
 		return fmt.Errorf("feature %q has no stream", feature)
 	}
-	mode := ""
-	if on {
-		mode = engine.FaultStall
-	}
-	return n.eng.SetStreamFault(stream, mode)
+	return n.eng.SetStreamFault(stream, fault)
 }

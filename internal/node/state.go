@@ -208,6 +208,8 @@ func registerStoreMetrics(reg *prometheus.Registry, db *store.DB) {
 		gauge("superapp_state_store_disk_bytes", "Bytes the state store uses on disk.", func(s store.Stats) float64 { return float64(s.DiskBytes) }),
 		gauge("superapp_state_store_cache_bytes", "Bytes of the state store's block cache in use (at most --cache-size).", func(s store.Stats) float64 { return float64(s.CacheBytes) }),
 		gauge("superapp_state_store_memtable_bytes", "Bytes of writes not yet flushed into tables.", func(s store.Stats) float64 { return float64(s.MemtableBytes) }),
+		gauge("superapp_malloc_inuse_bytes", "Bytes C malloc has handed out (the state store's block cache and memtables, with cgo).", func(s store.Stats) float64 { return float64(s.MallocInUse) }),
+		gauge("superapp_malloc_free_bytes", "Free bytes C malloc keeps in its arenas (partly given back to the system).", func(s store.Stats) float64 { return float64(s.MallocFree) }),
 		counter("superapp_state_store_cache_hits_total", "Block cache hits.", func(s store.Stats) float64 { return float64(s.CacheHits) }),
 		counter("superapp_state_store_cache_misses_total", "Block cache misses.", func(s store.Stats) float64 { return float64(s.CacheMisses) }),
 	)

@@ -460,6 +460,10 @@ type Stats struct {
 	CacheHits     int64
 	CacheMisses   int64
 	MemtableBytes uint64 // writes not yet in tables
+	// MallocInUse is what C malloc has handed out (with cgo, Pebble's
+	// block cache and memtables live there); MallocFree is what it keeps
+	// free in its arenas, partly given back to the system by the trims.
+	MallocInUse, MallocFree uint64
 }
 
 // Stats reads the store's current figures.
@@ -470,6 +474,7 @@ func (db *DB) Stats() Stats {
 		return Stats{}
 	}
 	m := db.p.Metrics()
+	inUse, free := mallocStats()
 	return Stats{DiskBytes: m.DiskSpaceUsage(), CacheBytes: m.BlockCache.Size, CacheHits: m.BlockCache.Hits,
-		CacheMisses: m.BlockCache.Misses, MemtableBytes: m.MemTable.Size}
+		CacheMisses: m.BlockCache.Misses, MemtableBytes: m.MemTable.Size, MallocInUse: inUse, MallocFree: free}
 }
