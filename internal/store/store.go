@@ -122,7 +122,11 @@ func (db *DB) open() (string, error) {
 		why = fmt.Sprintf("state store written by format version %d, this binary writes %d", v, FormatVersion)
 		_ = p.Close()
 		cache.Unref()
-	} else if n, err := verifyTables(db.dir, db.popts); err != nil {
+	} else if live, err := liveTables(p); err != nil {
+		why = fmt.Sprintf("state store unreadable: %v", err)
+		_ = p.Close()
+		cache.Unref()
+	} else if n, err := verifyTables(db.dir, db.popts, live); err != nil {
 		why = fmt.Sprintf("state store corrupt: %v", err)
 		_ = p.Close()
 		cache.Unref()

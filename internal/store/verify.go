@@ -36,10 +36,28 @@ type tableStamp struct {
 	ModTime int64 `json:"mtime"`
 }
 
-// verifyTables checks every table of the store in dir that is not known
-// verified as it is now, and records the verified ones. It returns how many
-// it read.
-func verifyTables(dir string, opts *pebble.Options) (int, error) {
+// liveTables names the table files the store's current version holds.
+// Others in its directory are leftovers of a flush or compaction that a
+// crash cut short (Pebble deletes them): never part of the store, so
+// never a sign of damage.
+func liveTables(p *pebble.DB) (map[string]bool, error) {
+	levels, err := p.SSTables()
+	if err != nil {
+		return nil, err
+	}
+	live := map[string]bool{}
+	for _, level := range levels {
+		for _, t := range level {
+			live[fmt.Sprintf("%06d.sst", uint64(t.BackingSSTNum))] = true
+		}
+	}
+	return live, nil
+}
+
+// verifyTables checks every live table of the store in dir that is not
+// known verified as it is now, and records the verified ones. It returns
+// how many it read.
+func verifyTables(dir string, opts *pebble.Options, live map[string]bool) (int, error) {
 	known := map[string]tableStamp{}
 	if raw, err := os.ReadFile(filepath.Join(dir, verifiedFile)); err == nil {
 		_ = json.Unmarshal(raw, &known) // unreadable: verify everything again
@@ -51,7 +69,7 @@ func verifyTables(dir string, opts *pebble.Options) (int, error) {
 	now := map[string]tableStamp{}
 	read := 0
 	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".sst") {
+		if !strings.HasSuffix(e.Name(), ".sst") || !live[e.Name()] {
 			continue
 		}
 		info, err := e.Info()
