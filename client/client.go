@@ -237,11 +237,22 @@ func (c *Client) Do(ctx context.Context, req Request, out any) error {
 	n, next := len(c.endpoints), c.preferred
 	c.mu.Unlock()
 	inflight, failed := 0, 0
-	launch := func() {
+	busy := map[string]bool{} // endpoints with an attempt under way
+	// launch sends an attempt to the next endpoint that has none under
+	// way (false: every one has).
+	launch := func() bool {
 		c.mu.Lock()
-		base := c.endpoints[next%len(c.endpoints)]
+		base := ""
+		for i := 0; i < n && base == ""; i++ {
+			if b := c.endpoints[(next+i)%len(c.endpoints)]; !busy[b] {
+				base, next = b, next+i+1
+			}
+		}
 		c.mu.Unlock()
-		next++
+		if base == "" {
+			return false
+		}
+		busy[base] = true
 		inflight++
 		go func() {
 			start := time.Now()
@@ -254,6 +265,7 @@ func (c *Client) Do(ctx context.Context, req Request, out any) error {
 			case <-actx.Done():
 			}
 		}()
+		return true
 	}
 	launch()
 	hedge := time.NewTimer(c.hedgeDelay(c.Endpoint()))
@@ -264,6 +276,7 @@ func (c *Client) Do(ctx context.Context, req Request, out any) error {
 		select {
 		case a := <-answers:
 			inflight--
+			busy[a.base] = false
 			if a.final() {
 				if !a.stale {
 					c.prefer(a.base)
@@ -274,7 +287,13 @@ func (c *Client) Do(ctx context.Context, req Request, out any) error {
 			c.moveFrom(a.base)
 			failed++
 			if inflight > 0 {
-				continue // another attempt may still answer
+				// Another attempt may still answer, but this failure
+				// does not wait for the hedge: a DC not yet asked is
+				// asked now (the one still waited on may be silent).
+				if len(body) <= hedgeBodyLimit && failed%n != 0 {
+					launch()
+				}
+				continue
 			}
 			if failed%n == 0 {
 				// Every DC failed once: wait before the next round.
@@ -288,7 +307,7 @@ func (c *Client) Do(ctx context.Context, req Request, out any) error {
 			launch()
 			hedge.Reset(c.hedgeDelay(c.Endpoint()))
 		case <-hedge.C:
-			if inflight < n && len(body) <= hedgeBodyLimit {
+			if len(body) <= hedgeBodyLimit {
 				launch()
 			}
 			hedge.Reset(hedgeMax)

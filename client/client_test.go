@@ -65,6 +65,56 @@ func TestHedgesPastASilentDC(t *testing.T) {
 	}
 }
 
+// TestAHedgeRefusedMovesOnAtOnce: the preferred DC is silent, the hedge's
+// DC answers 503 (it has no leader for the stream yet): the third DC is
+// asked at once, not after the next hedge delay (a second, by then). A
+// drill saw chat writes wait 1.25 s for that.
+func TestAHedgeRefusedMovesOnAtOnce(t *testing.T) {
+	release := make(chan struct{})
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer silent.Close()
+	defer close(release)
+	var mu sync.Mutex
+	var refusedAt, askedAt time.Time
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		refusedAt = time.Now()
+		mu.Unlock()
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer busy.Close()
+	var liveKeys keys
+	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		askedAt = time.Now()
+		mu.Unlock()
+		liveKeys.add(r)
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer live.Close()
+
+	c := New([]string{silent.URL, busy.URL, live.URL})
+	ctx, cancel := context.WithTimeout(context.Background(), attemptTimeout/2)
+	defer cancel()
+	if err := c.Do(ctx, Request{Method: "POST", Path: "/v1/things", IdempotencyKey: "k-3"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if l := liveKeys.list(); len(l) != 1 || l[0] != "k-3" {
+		t.Fatalf("live DC got %v, want one request with k-3", l)
+	}
+	// Asked at once after the refusal: well before the next hedge.
+	if refusedAt.IsZero() || askedAt.Sub(refusedAt) >= hedgeMax/2 {
+		t.Fatalf("the third DC was asked %v after the second refused; want at once", askedAt.Sub(refusedAt))
+	}
+}
+
 // TestFailsOverAtOnceAndStopsOnARefusal: a 503 moves the request to the
 // next DC without waiting; a 4xx refusal is the answer, not tried
 // elsewhere.

@@ -135,13 +135,17 @@ class Net {
               return;
             }
             last = { final: false, response, index };
-            if (pending === 0) (launched < n ? launch() : finish());
+            // Another DC not yet asked is asked now, without waiting
+            // for the hedge: the one still pending may be silent.
+            if (launched < n) launch();
+            else if (pending === 0) finish();
           })
           .catch((error) => {
             pending--;
             if (done) return;
             last = { final: false, error, index };
-            if (pending === 0) (launched < n ? launch() : finish());
+            if (launched < n) launch();
+            else if (pending === 0) finish();
           });
       };
       const finish = () => {

@@ -1902,7 +1902,7 @@ export type GetClusterStatusResponse = GetClusterStatusResponses[keyof GetCluste
 export type InjectFaultData = {
     body: {
         feature: 'identity' | 'social' | 'chat' | 'events' | 'pay' | 'ledger' | 'oauth' | 'rides' | 'food' | 'miniapp';
-        fault: 'panic' | 'stall' | 'none';
+        fault: 'panic' | 'stall' | 'lag' | 'none';
     };
     headers?: {
         /**
