@@ -20,8 +20,10 @@
 //     hedged the same way. A write answered twice applied once: the log
 //     deduplicates the key and every DC answers it with the same outcome.
 //   - Failures move on at once: a network error or a 502/503/504 sends the
-//     request to the next DC without waiting for the hedge; after every DC
-//     failed once, it backs off (50 ms doubling to 1 s) until ctx ends.
+//     request to the next DC without waiting for the hedge, also while
+//     another DC's attempt is still unanswered (it may be silent); after
+//     every DC failed once, it backs off (50 ms doubling to 1 s) until ctx
+//     ends.
 //   - The DC that answered becomes the preferred one.
 //   - The event stream pings its DC every second and moves to the next DC
 //     when two seconds pass without an answer, resuming after the last
