@@ -333,8 +333,9 @@ func TestBlindWritesCommitButStayUnread(t *testing.T) {
 // flushed are recorded as verified when the flush ends, so the next open
 // reads none of them; a table changed behind the store's back is read
 // again (and found corrupt).
-func TestWrittenTablesNeedNoReadingAtOpen(t *testing.T) {
-	dir := t.TempDir()
+// flushed opens a store in dir with 200 CHAT entries flushed to a table.
+func flushed(t *testing.T, dir string) *DB {
+	t.Helper()
 	db := open(t, dir)
 	fill(t, db, "CHAT", 200)
 	db.mu.RLock()
@@ -343,6 +344,12 @@ func TestWrittenTablesNeedNoReadingAtOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return db
+}
+
+func TestWrittenTablesNeedNoReadingAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	db := flushed(t, dir)
 	var tables []string
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
@@ -385,14 +392,7 @@ func TestWrittenTablesNeedNoReadingAtOpen(t *testing.T) {
 // the store.
 func TestALeftoverTableIsNoDamage(t *testing.T) {
 	dir := t.TempDir()
-	db := open(t, dir)
-	fill(t, db, "CHAT", 200)
-	db.mu.RLock()
-	err := db.p.Flush()
-	db.mu.RUnlock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := flushed(t, dir)
 	db.Close()
 	// The leftover has the number Pebble would give its next file.
 	next := 0
