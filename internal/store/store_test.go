@@ -329,10 +329,6 @@ func TestBlindWritesCommitButStayUnread(t *testing.T) {
 	}
 }
 
-// TestWrittenTablesNeedNoReadingAtOpen: the tables the running store
-// flushed are recorded as verified when the flush ends, so the next open
-// reads none of them; a table changed behind the store's back is read
-// again (and found corrupt).
 // flushed opens a store in dir with 200 CHAT entries flushed to a table.
 func flushed(t *testing.T, dir string) *DB {
 	t.Helper()
@@ -347,6 +343,10 @@ func flushed(t *testing.T, dir string) *DB {
 	return db
 }
 
+// TestWrittenTablesNeedNoReadingAtOpen: the tables the running store
+// flushed are recorded as verified when the flush ends, so the next open
+// reads none of them; a table changed behind the store's back is read
+// again (and found corrupt).
 func TestWrittenTablesNeedNoReadingAtOpen(t *testing.T) {
 	dir := t.TempDir()
 	db := flushed(t, dir)
