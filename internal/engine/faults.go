@@ -41,20 +41,22 @@ func (e *Engine) SetStreamFault(stream, mode string) error {
 }
 
 // streamFault is the fault injected into the stream subject belongs to.
+// Every append asks: without faults it returns before matching subjects.
 func (e *Engine) streamFault(subject string) string {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.faults) == 0 {
+	none := len(e.faults) == 0
+	e.mu.Unlock()
+	if none {
 		return ""
 	}
-	return e.faults[streamOfSubject(subject)]
+	return e.faultOf(streamOfSubject(subject))
 }
 
-// lagging reports whether FaultLag holds stream's read model back.
-func (e *Engine) lagging(stream string) bool {
+// faultOf is the fault injected into stream ("" if none).
+func (e *Engine) faultOf(stream string) string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.faults[stream] == FaultLag
+	return e.faults[stream]
 }
 
 // streamOfSubject names the feature stream that stores subject, or "".

@@ -92,7 +92,7 @@ func (e *Engine) Follow(ctx context.Context, m *cmdlog.Machine) error {
 
 	retry := time.Duration(0)
 	for ctx.Err() == nil {
-		if e.lagging(spec.Name) {
+		if e.faultOf(spec.Name) == FaultLag {
 			select {
 			case <-ctx.Done():
 			case <-time.After(followIdlePoll):

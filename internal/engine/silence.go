@@ -20,9 +20,7 @@ import "time"
 // it leads, once per silence, as it does when routes close. The
 // threshold is the election timer's floor: a leader the timers would not
 // depose is never deposed by this either, and all of a DC's groups must
-// go quiet at once, not one. (A chat write that waits 1.2 s in one
-// blackout of four in the soak did so with and without this watch: that
-// wait has another cause, not found yet.)
+// go quiet at once, not one.
 type silenceWatch struct {
 	last    time.Time            // the previous check
 	in      map[string]int64     // per peer, messages received so far

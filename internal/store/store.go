@@ -122,11 +122,7 @@ func (db *DB) open() (string, error) {
 		why = fmt.Sprintf("state store written by format version %d, this binary writes %d", v, FormatVersion)
 		_ = p.Close()
 		cache.Unref()
-	} else if live, err := liveTables(p); err != nil {
-		why = fmt.Sprintf("state store unreadable: %v", err)
-		_ = p.Close()
-		cache.Unref()
-	} else if n, err := verifyTables(db.dir, db.popts, live); err != nil {
+	} else if n, err := verifyStore(db.dir, db.popts, p); err != nil {
 		why = fmt.Sprintf("state store corrupt: %v", err)
 		_ = p.Close()
 		cache.Unref()

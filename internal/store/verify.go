@@ -36,6 +36,16 @@ type tableStamp struct {
 	ModTime int64 `json:"mtime"`
 }
 
+// verifyStore verifies the live tables of the store p opened in dir
+// (verifyTables).
+func verifyStore(dir string, opts *pebble.Options, p *pebble.DB) (int, error) {
+	live, err := liveTables(p)
+	if err != nil {
+		return 0, err
+	}
+	return verifyTables(dir, opts, live)
+}
+
 // liveTables names the table files the store's current version holds.
 // Others in its directory are leftovers of a flush or compaction that a
 // crash cut short (Pebble deletes them): never part of the store, so
