@@ -41,7 +41,7 @@ test('a group: create, talk, rename, admins, leave', async () => {
   await ann.page.getByRole('button', { name: 'Rename' }).click();
   await ann.page.getByRole('heading', { name: 'Weekend camping' }).waitFor();
   await ann.page.getByRole('button', { name: 'Make admin' }).click();
-  await ann.page.getByRole('list', { name: 'Members' }).getByText('Admin').waitFor();
+  await ann.page.getByRole('list', { name: 'Members' }).getByText('Admin', { exact: true }).waitFor();
   await checkA11y(ann.page, 'group details');
   await screenshot(ann.page, 'group-details');
 
